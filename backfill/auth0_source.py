@@ -1,0 +1,360 @@
+"""The source: Auth0 Management API tokens and ``GET /api/v2/logs``.
+
+auth0-python exchanges client credentials for a token. Its ``logs.list()`` cannot page by
+checkpoint (no ``from``/``take``, and its model rejects array scopes), so the logs themselves are
+read with httpx. Every request goes through the shared pacer and the shared retry policy; every
+answer is classified here, once: a result, a permanent error that says what to do, or a transient
+failure for the retry policy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import httpx
+
+from backfill.errors import (
+    Auth0CredentialsError,
+    Auth0PermissionError,
+    Auth0RequestError,
+    DataError,
+)
+from backfill.log_ids import order_key
+from backfill.pacer import Pacer
+from backfill.retry import (
+    RetryPolicy,
+    TransientError,
+    header,
+    is_retryable_status,
+    wait_from_reset_epoch,
+)
+
+log = logging.getLogger("backfill.auth0")
+
+Record = dict[str, Any]
+PAGE_SIZE = 100  # Auth0's maximum for take and per_page
+
+
+class TokenSource(Protocol):
+    def token(self) -> str: ...
+
+    def invalidate(self, token: str) -> bool:
+        """Forget a rejected token; True when a fresh one can be had."""
+        ...
+
+
+class StaticToken:
+    """``AUTH0_TOKEN``: a token issued elsewhere. It cannot be refreshed."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def token(self) -> str:
+        return self._token
+
+    def invalidate(self, token: str) -> bool:
+        return False
+
+
+class ClientCredentialsToken:
+    """A Management API token by client credentials, refreshed before it expires and on a 401."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        audience: str,
+        timeout: float,
+        retry: RetryPolicy,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        parts = urllib.parse.urlsplit(base_url)
+        self._protocol = parts.scheme
+        self._domain = parts.netloc
+        self._client_id = client_id
+        self._secret = client_secret
+        self._audience = audience
+        self._timeout = timeout
+        self._retry = retry
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        self.grants = 0
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token is None or self._clock() >= self._refresh_at:
+                self._token, lifetime = self._retry.call(
+                    self._exchange, service="Auth0", action="get a Management API token"
+                )
+                self.grants += 1
+                # Refresh at 90% of the lifetime (and at least a minute early on long ones).
+                early = max(lifetime * 0.1, min(60.0, lifetime * 0.5))
+                self._refresh_at = self._clock() + lifetime - early
+                log.info("auth0_token issued=yes expires_in=%ds", lifetime)
+            return self._token
+
+    def invalidate(self, token: str) -> bool:
+        with self._lock:
+            if self._token == token:
+                self._token = None
+        return True
+
+    def _exchange(self) -> tuple[str, float]:
+        # Imported here: auth0-python (and its HTTP stack) is only needed when exchanging.
+        import requests
+        from auth0.authentication import GetToken
+        from auth0.authentication.exceptions import Auth0Error as LibraryAuth0Error
+        from auth0.authentication.exceptions import RateLimitError
+
+        client = GetToken(
+            self._domain,
+            self._client_id,
+            client_secret=self._secret,
+            protocol=self._protocol,
+            timeout=self._timeout,
+            telemetry=False,
+        )
+        try:
+            answer = client.client_credentials(self._audience)
+        except RateLimitError as error:
+            wait = error.reset_at - time.time() if error.reset_at and error.reset_at > 0 else None
+            raise TransientError("token endpoint rate limited (429)", wait_hint=wait) from None
+        except LibraryAuth0Error as error:
+            status = error.status_code or 0
+            reason = _short(f"{error.error_code}: {error.message}")
+            if is_retryable_status(status):
+                raise TransientError(f"token endpoint answered {status} {reason}") from None
+            if status in (401, 403):
+                raise Auth0CredentialsError(
+                    f"Auth0 refused the client credentials of AUTH0_CLIENT_ID "
+                    f"{self._client_id!r} at {self._domain} ({status} {reason}).",
+                    hint="Check AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET, that the application is "
+                    "authorized for the Auth0 Management API, and that AUTH0_AUDIENCE (default "
+                    f"{self._audience}) is the tenant's canonical domain.",
+                ) from None
+            raise Auth0RequestError(
+                f"Auth0's token endpoint at {self._domain} answered {status} {reason}.",
+                status=status,
+                hint="Check AUTH0_DOMAIN: it must be the tenant's domain.",
+            ) from None
+        except requests.RequestException as error:
+            raise TransientError(f"token endpoint unreachable: {type(error).__name__}") from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
+            raise TransientError("token endpoint answered 200 without an access_token")
+        lifetime = answer.get("expires_in")
+        return answer["access_token"], float(lifetime) if isinstance(
+            lifetime, int | float
+        ) else 86400.0
+
+
+class Auth0Logs:
+    """``GET /api/v2/logs`` by checkpoint and by search, and ``GET /api/v2/logs/{id}``."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        tokens: TokenSource,
+        http: httpx.Client,
+        retry: RetryPolicy,
+        pacer: Pacer,
+    ) -> None:
+        self.base_url = base_url
+        self._tokens = tokens
+        self._http = http
+        self._retry = retry
+        self._pacer = pacer
+
+    # -- checkpoint paging --------------------------------------------------------------------
+
+    def page_after(self, checkpoint: str, take: int = PAGE_SIZE) -> list[Record]:
+        """Up to ``take`` logs with log_id after ``checkpoint``, in log_id order."""
+        records = self._get_json_array(
+            "/api/v2/logs",
+            {"from": checkpoint, "take": take},
+            action=f"read logs after {checkpoint}",
+        )
+        _check_advances(checkpoint, records)
+        return records
+
+    # -- search mode --------------------------------------------------------------------------
+
+    def search(
+        self,
+        *,
+        q: str | None = None,
+        sort: str = "date:1",
+        per_page: int = PAGE_SIZE,
+        page: int = 0,
+    ) -> list[Record]:
+        params: dict[str, Any] = {"sort": sort, "per_page": per_page, "page": page}
+        if q:
+            params["q"] = q
+        records = self._get_json_array("/api/v2/logs", params, action="search logs")
+        for record in records:
+            _require_log_id(record)
+        return records
+
+    def oldest(self) -> Record | None:
+        """The oldest log Auth0 still retains, by log_id (the order checkpoint paging follows).
+
+        Search mode sorts by date, which may differ from log_id order by a few seconds, so take
+        the smallest id among the oldest page by date.
+        """
+        first = self.search(sort="date:1", per_page=PAGE_SIZE)
+        if not first:
+            return None
+        return min(first, key=lambda record: order_key(record["log_id"]))
+
+    def get(self, log_id: str) -> Record | None:
+        response = self._request(
+            f"/api/v2/logs/{urllib.parse.quote(log_id)}", {}, f"read log {log_id}", allow_404=True
+        )
+        if response is None:
+            return None
+        body = _json(response)
+        if not isinstance(body, dict):
+            raise DataError(
+                f"Auth0 answered GET /api/v2/logs/{log_id} with something not an object."
+            )
+        _require_log_id(body)
+        return body
+
+    # -- one request, classified --------------------------------------------------------------
+
+    def _get_json_array(self, path: str, params: Mapping[str, Any], *, action: str) -> list[Record]:
+        response = self._request(path, params, action)
+        assert response is not None
+        body = _json(response)
+        if not isinstance(body, list):
+            shape = type(body).__name__
+            raise DataError(
+                f"Auth0 answered {path} with a JSON {shape}, not an array of logs "
+                f"(while trying to {action}).",
+                hint="The checkpoint was not moved. Check AUTH0_DOMAIN points at the tenant.",
+            )
+        if not all(isinstance(item, dict) for item in body):
+            raise DataError(f"Auth0 answered {path} with an array holding non-objects.")
+        return body
+
+    def _request(
+        self, path: str, params: Mapping[str, Any], action: str, *, allow_404: bool = False
+    ) -> httpx.Response | None:
+        refreshed = False
+
+        def attempt() -> httpx.Response | None:
+            nonlocal refreshed
+            token = self._tokens.token()
+            ticket = self._pacer.acquire()
+            try:
+                response = self._http.get(
+                    self.base_url + path,
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            except httpx.TransportError as error:
+                self._pacer.forget(ticket)
+                raise TransientError(f"{type(error).__name__} from {path}") from None
+            self._pacer.observe(ticket, response.status_code, response.headers)
+            status = response.status_code
+            if status == 200:
+                # Read the whole body now: a truncated transfer is a transient failure too.
+                try:
+                    response.read()
+                    json.loads(response.content)
+                except (httpx.TransportError, ValueError):
+                    raise TransientError(f"truncated or non-JSON body from {path}") from None
+                return response
+            if status == 401:
+                if not refreshed and self._tokens.invalidate(token):
+                    refreshed = True
+                    raise TransientError("token rejected (401), refreshing it", immediate=True)
+                raise Auth0CredentialsError(
+                    f"Auth0 rejected the Management API token ({_auth0_message(response)}).",
+                    hint="If AUTH0_TOKEN is set it has probably expired: unset it to use client "
+                    "credentials, or issue a new one.",
+                )
+            if status == 403:
+                raise Auth0PermissionError(
+                    f"Auth0 refused to {action}: {_auth0_message(response)}.",
+                    hint="The token lacks the read:logs scope. In the Auth0 Dashboard, open "
+                    "Applications > APIs > Auth0 Management API > Machine to Machine Applications, "
+                    "and grant read:logs to this application.",
+                )
+            if status == 404 and allow_404:
+                return None
+            if status == 429:
+                wait = wait_from_reset_epoch(header(response.headers, "x-ratelimit-reset"))
+                raise TransientError("rate limited (429)", wait_hint=wait)
+            if is_retryable_status(status):
+                raise TransientError(f"{status} {_short(response.reason_phrase)} from {path}")
+            if status == 404:
+                raise Auth0RequestError(
+                    f"Auth0 answered 404 for {self.base_url}{path}.",
+                    status=status,
+                    hint="Check AUTH0_DOMAIN: it must be the tenant's domain "
+                    "(e.g. your-tenant.us.auth0.com).",
+                )
+            raise Auth0RequestError(
+                f"Auth0 answered {status} when asked to {action}: {_auth0_message(response)}.",
+                status=status,
+            )
+
+        return self._retry.call(attempt, service="Auth0", action=action)
+
+
+def _json(response: httpx.Response) -> Any:
+    return json.loads(response.content)
+
+
+def _require_log_id(record: Mapping[str, Any]) -> str:
+    log_id = record.get("log_id")
+    if not isinstance(log_id, str) or not log_id:
+        raise DataError(
+            "Auth0 returned a log record without a log_id "
+            f"(type={record.get('type')!r}, date={record.get('date')!r}).",
+            hint="The checkpoint was not moved past it. Report the record to Auth0 support.",
+        )
+    return log_id
+
+
+def _check_advances(checkpoint: str, records: list[Record]) -> None:
+    """The page must move strictly forward: a cursor that does not advance is an error."""
+    previous = checkpoint
+    for record in records:
+        log_id = _require_log_id(record)
+        if order_key(log_id) <= order_key(previous):
+            raise DataError(
+                f"Auth0's checkpoint paging did not advance: asked for logs after {checkpoint}, "
+                f"got {log_id} after {previous}.",
+                hint="Stopped instead of looping; the checkpoint is intact. Report this to "
+                "Auth0 support with both ids.",
+            )
+        previous = log_id
+
+
+def _auth0_message(response: httpx.Response) -> str:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return f"{response.status_code} {_short(response.text)}"
+    if isinstance(body, dict):
+        parts = [str(body.get(key)) for key in ("error", "message", "errorCode") if body.get(key)]
+        if parts:
+            return f"{response.status_code} " + ": ".join(parts)
+    return f"{response.status_code} {_short(response.text)}"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,142 @@
+"""Every failure the job reports on purpose, and the exit code it ends the process with.
+
+The CLI maps these to exit codes in one place (``BackfillError.exit_code``); messages say what
+happened and what to do next, and never contain a token or a secret.
+
+BackfillError                           1  unexpected; also the base of everything below
+├── ConfigError                         2  flags, settings file, dates, missing credentials
+├── Auth0Error                          3  Auth0 refused us
+│   ├── Auth0CredentialsError           3    client credentials or token rejected (401)
+│   ├── Auth0PermissionError            3    token lacks read:logs (403)
+│   └── Auth0RequestError               3    404, or a 400 on a query
+├── TinybirdError                       4  Tinybird refused us
+│   ├── TinybirdAuthError               4    token invalid or without the needed scope (403)
+│   ├── TinybirdNotFoundError           4    wrong region host, or no such data source (404)
+│   └── TinybirdRequestError            4    invalid request (400)
+├── StateError                          5  state file unusable: corrupt, foreign, newer, other flags
+├── CheckpointExpiredError              6  the checkpoint aged out of Auth0's retention
+├── RetriesExhaustedError               7  a service kept failing after every retry
+├── PartialWriteError                   8  Tinybird 422: written in part, never resent
+├── DataError                           9  Auth0 sent something unusable, or a row too big to send
+├── CheckFailedError                   10  `check` found a problem, `verify` found missing rows
+├── SomeTenantsFailedError             11  a multi-tenant run where some tenants failed
+├── StateLockedError                   75  another run holds the state file (cron overlap)
+└── Interrupted                   130/143  SIGINT / SIGTERM
+"""
+
+from __future__ import annotations
+
+import signal
+
+# Exit codes, documented in the README's table. Keep them stable: scripts depend on them.
+EXIT_OK = 0
+
+
+class BackfillError(Exception):
+    """Base class: a failure with a message meant for the operator."""
+
+    exit_code = 1
+    kind = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+class ConfigError(BackfillError):
+    exit_code = 2
+    kind = "config"
+
+
+class Auth0Error(BackfillError):
+    exit_code = 3
+    kind = "auth0"
+
+
+class Auth0CredentialsError(Auth0Error):
+    kind = "auth0_credentials"
+
+
+class Auth0PermissionError(Auth0Error):
+    kind = "auth0_permission"
+
+
+class Auth0RequestError(Auth0Error):
+    kind = "auth0_request"
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class TinybirdError(BackfillError):
+    exit_code = 4
+    kind = "tinybird"
+
+
+class TinybirdAuthError(TinybirdError):
+    kind = "tinybird_auth"
+
+
+class TinybirdNotFoundError(TinybirdError):
+    kind = "tinybird_not_found"
+
+
+class TinybirdRequestError(TinybirdError):
+    kind = "tinybird_request"
+
+
+class StateError(BackfillError):
+    exit_code = 5
+    kind = "state"
+
+
+class CheckpointExpiredError(BackfillError):
+    exit_code = 6
+    kind = "checkpoint_expired"
+
+
+class RetriesExhaustedError(BackfillError):
+    exit_code = 7
+    kind = "retries_exhausted"
+
+
+class PartialWriteError(BackfillError):
+    exit_code = 8
+    kind = "partial_write"
+
+
+class DataError(BackfillError):
+    exit_code = 9
+    kind = "data"
+
+
+class CheckFailedError(BackfillError):
+    exit_code = 10
+    kind = "check_failed"
+
+
+class SomeTenantsFailedError(BackfillError):
+    exit_code = 11
+    kind = "some_tenants_failed"
+
+
+class StateLockedError(BackfillError):
+    exit_code = 75  # EX_TEMPFAIL: "try again later", which is what cron overlap means
+    kind = "state_locked"
+
+
+class Interrupted(BackfillError):
+    """The operator (or a supervisor) asked us to stop; 128 + the signal number, as shells do."""
+
+    kind = "interrupted"
+
+    def __init__(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name}")
+        self.signum = signum
+        self.exit_code = 128 + signum

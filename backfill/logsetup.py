@@ -1,0 +1,102 @@
+"""Logs: stdlib logging to stderr, one event per line, ``key=value`` text or JSON for collectors.
+
+stdout is kept for the final summary, so cron and scripts can parse it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import TextIO
+
+_tenant = threading.local()
+
+
+def set_tenant(name: str | None) -> None:
+    """Tag this thread's log lines with a tenant (multi-tenant runs)."""
+    _tenant.name = name
+
+
+class _TenantFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.tenant = getattr(_tenant, "name", None)
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        tenant = getattr(record, "tenant", None)
+        prefix = f"{stamp} {record.levelname.lower():<7}"
+        if tenant:
+            prefix += f" tenant={tenant}"
+        line = f"{prefix} {record.getMessage()}"
+        if record.exc_info and record.levelno >= logging.ERROR:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, event, and the key=value fields parsed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        document: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        tenant = getattr(record, "tenant", None)
+        if tenant:
+            document["tenant"] = tenant
+        event, fields = split_fields(message)
+        document["event"] = event
+        document.update(fields)
+        return json.dumps(document, ensure_ascii=False, default=str)
+
+
+def split_fields(message: str) -> tuple[str, dict[str, str]]:
+    """``event key=value key='quoted value'`` into the event and its fields."""
+    head, _, rest = message.partition(" ")
+    fields: dict[str, str] = {}
+    if "=" in head:
+        return message, fields
+    index = 0
+    while index < len(rest):
+        while index < len(rest) and rest[index] == " ":
+            index += 1
+        equals = rest.find("=", index)
+        if equals < 0:
+            break
+        key = rest[index:equals]
+        index = equals + 1
+        if index < len(rest) and rest[index] in "'\"":
+            quote = rest[index]
+            end = rest.find(quote, index + 1)
+            end = len(rest) if end < 0 else end
+            fields[key] = rest[index + 1 : end]
+            index = end + 1
+        else:
+            end = rest.find(" ", index)
+            end = len(rest) if end < 0 else end
+            fields[key] = rest[index:end]
+            index = end
+    return head, fields
+
+
+def configure(
+    *, log_format: str = "text", quiet: bool = False, stream: TextIO | None = None
+) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(_TenantFilter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    for noisy in ("httpx", "httpcore", "urllib3", "requests"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

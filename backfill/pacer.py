@@ -1,0 +1,228 @@
+"""One pacer shared by every cursor, so the whole run stays inside the tenant's rate limit.
+
+Auth0 rate-limits ``/api/v2/logs`` with a token bucket and reports it on every answer:
+``x-ratelimit-limit`` (bucket size), ``x-ratelimit-remaining`` and ``x-ratelimit-reset``. The pacer
+keeps its own estimate of the bucket: the server's last word, minus the requests sent since that
+the server may not have counted yet, plus the refill since. It learns the refill rate from the
+same headers (how much ``remaining`` recovered over a window, given how many requests we made), so
+it needs no plan table and adapts when other clients share the tenant's budget. A request leaves
+only when the estimate holds a token beyond a small reserve, so the steady state draws no 429.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from backfill.retry import header, wait_from_reset_epoch
+
+
+class PacerStopped(Exception):
+    """The run is stopping; no more requests."""
+
+
+@dataclass(frozen=True)
+class _Sample:
+    at: float  # estimated moment the server counted the request (monotonic clock)
+    remaining: int
+    seq: int
+
+
+_MIN_LEARNING_WINDOW = 2.0  # seconds: shorter windows see the refill in too few steps
+_MAX_LEARNING_WINDOW = 30.0
+_MAX_RESET_WAIT = 60.0
+
+
+class Pacer:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        reserve: int = 1,
+        safety: float = 0.98,
+    ) -> None:
+        self._clock = clock
+        self._wall = wall
+        self._reserve = reserve
+        self._safety = safety
+        self._cond = threading.Condition()
+        self._limit: int | None = None
+        self._rate: float | None = None
+        self._tokens = 1.0  # before the first answer: one probe at a time
+        self._updated = clock()
+        self._blocked_until = 0.0
+        self._next_seq = 0
+        self._in_flight: dict[int, float] = {}
+        self._freshest = float("-inf")  # server time of the answer the estimate rests on
+        self._reset_at = 0.0  # when the server said tokens are next added (monotonic clock)
+        self._samples: deque[_Sample] = deque()  # since the bucket was last full
+        self._history: deque[_Sample] = deque()  # the last _MAX_LEARNING_WINDOW seconds
+        self._rejected: deque[int] = deque(maxlen=1024)
+        self._unlimited = False
+        self._stopped = False
+        self.requests = 0
+        self.throttled = 0
+        self.waited = 0.0
+
+    # -- what the clients call ------------------------------------------------------------
+
+    def acquire(self) -> int:
+        """Block until a request may leave; returns a ticket for ``observe``/``forget``."""
+        with self._cond:
+            started = self._clock()
+            while True:
+                if self._stopped:
+                    raise PacerStopped
+                ticket, wait = self._try_acquire()
+                if ticket is not None:
+                    self.waited += self._clock() - started
+                    return ticket
+                self._cond.wait(timeout=min(wait, 1.0))
+
+    def observe(self, ticket: int, status: int, headers: Mapping[str, str]) -> None:
+        """Learn from an answer: the server's view of the bucket."""
+        with self._cond:
+            self._observe(ticket, status, headers)
+            self._cond.notify_all()
+
+    def forget(self, ticket: int) -> None:
+        """The request got no answer (network error): it may or may not have been counted."""
+        with self._cond:
+            self._in_flight.pop(ticket, None)
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    @property
+    def learned_rate(self) -> float | None:
+        return self._rate
+
+    @property
+    def bucket_size(self) -> int | None:
+        return self._limit
+
+    # -- the model (callers hold the lock) --------------------------------------------------
+
+    def _try_acquire(self) -> tuple[int | None, float]:
+        """A ticket if a request may leave now, else how long to wait before asking again."""
+        now = self._clock()
+        if self._unlimited:
+            return self._issue(now), 0.0
+        if now < self._blocked_until:
+            return None, self._blocked_until - now
+        if self._limit is None:
+            # No answer yet: one request at a time until the first one tells us the limits.
+            if self._in_flight:
+                return None, 0.05
+            return self._issue(now), 0.0
+        self._refill(now)
+        needed = 1.0 + (self._reserve if self._limit > self._reserve + 1 else 0)
+        if self._tokens >= needed:
+            self._tokens -= 1.0
+            return self._issue(now), 0.0
+        if self._rate:
+            return None, (needed - self._tokens) / (self._rate * self._safety)
+        # Rate not learned yet: an answer in flight will tell us more; with none in flight,
+        # one probe once the server said tokens are added again.
+        if self._in_flight:
+            return None, 0.1
+        if now >= self._reset_at:
+            return self._issue(now), 0.0
+        return None, self._reset_at - now
+
+    def _issue(self, now: float) -> int:
+        ticket = self._next_seq
+        self._next_seq += 1
+        self._in_flight[ticket] = now
+        self.requests += 1
+        return ticket
+
+    def _refill(self, now: float) -> None:
+        if self._rate and self._limit is not None:
+            self._tokens = min(
+                float(self._limit), self._tokens + self._rate * self._safety * (now - self._updated)
+            )
+        self._updated = now
+
+    def _observe(self, ticket: int, status: int, headers: Mapping[str, str]) -> None:
+        sent_at = self._in_flight.pop(ticket, None)
+        now = self._clock()
+        limit = _int(header(headers, "x-ratelimit-limit"))
+        remaining = _int(header(headers, "x-ratelimit-remaining"))
+        if limit is None or remaining is None:
+            if self._limit is None and status < 400:
+                self._unlimited = True  # this endpoint reports no limit: nothing to pace
+            return
+        self._unlimited = False
+        self._limit = limit
+        server_at = now if sent_at is None else sent_at + (now - sent_at) / 2
+        reset_in = wait_from_reset_epoch(header(headers, "x-ratelimit-reset"), now=self._wall())
+        if reset_in is not None:
+            self._reset_at = now + min(reset_in, _MAX_RESET_WAIT)
+        if status == 429:
+            self.throttled += 1
+            self._rejected.append(ticket)
+            self._tokens = 0.0
+            self._updated = now
+            self._blocked_until = max(self._blocked_until, self._reset_at)
+            if self._rate:
+                self._rate *= 0.9  # we overestimated: back off for good, the window re-learns
+            return
+        if server_at > self._freshest:
+            # The freshest word from the server. Requests still in flight may or may not have
+            # been counted in it (concurrent requests reach the server in any order): assume
+            # they all will be, which only keeps a few more tokens in the bucket.
+            self._freshest = server_at
+            refill_since = (self._rate or 0.0) * self._safety * (now - server_at)
+            self._tokens = min(float(limit), remaining + refill_since - len(self._in_flight))
+            self._updated = now
+        self._learn(_Sample(server_at, remaining, ticket))
+
+    def _learn(self, sample: _Sample) -> None:
+        """Refill rate = (tokens regained + requests counted) / time, over recent windows.
+
+        A window across a moment the bucket was full undercounts (refill beyond the bucket's
+        size is lost), so it only gives a lower bound; a window since the last full moment is
+        exact. The larger of the two wins: small buckets (free plan: 2) are full too often for
+        clean windows at first, and the lower bound gets the pacer going until they appear.
+        """
+        assert self._limit is not None
+        if sample.remaining >= self._limit - 1:
+            self._samples.clear()  # the bucket was full just before this request
+        for window in (self._samples, self._history):
+            window.append(sample)
+            while len(window) > 2 and sample.at - window[0].at > _MAX_LEARNING_WINDOW:
+                window.popleft()
+        estimates = [
+            estimate
+            for estimate in (self._estimate(self._samples), self._estimate(self._history))
+            if estimate is not None
+        ]
+        if estimates:
+            self._rate = max(estimates)
+
+    def _estimate(self, window: deque[_Sample]) -> float | None:
+        first, last = window[0], window[-1]
+        span = last.at - first.at
+        if span < _MIN_LEARNING_WINDOW or last.seq <= first.seq:
+            return None
+        rejected = sum(1 for seq in self._rejected if first.seq < seq <= last.seq)
+        counted = (last.seq - first.seq) - rejected
+        refilled = last.remaining - first.remaining + counted
+        return refilled / span if refilled > 0 else None
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,180 @@
+"""The one retry policy both clients share: what is retried, how long we wait, when we give up.
+
+Clients turn every answer into either a result, a permanent ``BackfillError`` (never retried), or a
+``TransientError`` (retried here). tenacity is the engine; the policy is ours: jittered exponential
+backoff, capped in attempts and in total time, and a wait the server asked for (``Retry-After``,
+a rate-limit reset) wins over the computed one, clamped so a bad header cannot park the job.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import tenacity
+
+from backfill.errors import RetriesExhaustedError
+
+log = logging.getLogger("backfill.retry")
+
+T = TypeVar("T")
+
+# HTTP answers that mean "not done, try again": rate limited, or the server failed.
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUSES or 520 <= status <= 599
+
+
+class TransientError(Exception):
+    """A failure worth another attempt.
+
+    ``wait_hint``: seconds the server asked us to wait. ``ambiguous``: the request may have taken
+    effect although we saw no success (a lost acknowledgement). ``immediate``: retry without
+    waiting (after a token refresh).
+    """
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        wait_hint: float | None = None,
+        ambiguous: bool = False,
+        immediate: bool = False,
+    ) -> None:
+        super().__init__(description)
+        self.description = description
+        self.wait_hint = wait_hint
+        self.ambiguous = ambiguous
+        self.immediate = immediate
+
+
+def wait_from_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After``: delta seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(moment.timestamp() - current, 0.0)
+
+
+def wait_from_reset_epoch(value: str | None, *, now: float | None = None) -> float | None:
+    """Auth0's ``x-ratelimit-reset``: UNIX epoch seconds when tokens are added."""
+    if not value:
+        return None
+    try:
+        reset = float(value)
+    except ValueError:
+        return None
+    current = time.time() if now is None else now
+    return max(reset - current, 0.0)
+
+
+def wait_from_reset_seconds(value: str | None) -> float | None:
+    """Tinybird's ``X-RateLimit-Reset``: seconds until the window resets."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    return value if isinstance(value, str) else None
+
+
+@dataclass
+class RetryPolicy:
+    """Jittered exponential backoff, capped in attempts and total seconds; injectable clock."""
+
+    max_attempts: int = 8
+    max_seconds: float = 600.0
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_server_wait: float = 120.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=random.Random)
+    retries: int = 0  # counted across calls, for the summary
+
+    def backoff(self, attempt: int) -> float:
+        """Equal jitter: half the exponential step fixed, half random."""
+        step = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        return step / 2 + self.rng.uniform(0.0, step / 2)
+
+    def call(self, attempt: Callable[[], T], *, service: str, action: str) -> T:
+        started = self.clock()
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            if state.attempt_number >= self.max_attempts:
+                return True
+            return self.clock() - started >= self.max_seconds
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            error = _transient(state)
+            if error.immediate:
+                return 0.0
+            if error.wait_hint is not None:
+                # The server's word wins, clamped, with a little jitter so cursors do not stampede.
+                chosen = min(error.wait_hint, self.max_server_wait) + self.rng.uniform(0, 0.25)
+            else:
+                chosen = self.backoff(state.attempt_number)
+            left = self.max_seconds - (self.clock() - started)
+            return max(0.0, min(chosen, left))
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            self.retries += 1
+            error = _transient(state)
+            pause = float(state.next_action.sleep) if state.next_action else 0.0
+            log.warning(
+                "retrying service=%s action=%s attempt=%d/%d wait=%.1fs reason=%r",
+                service,
+                action,
+                state.attempt_number + 1,
+                self.max_attempts,
+                pause,
+                error.description,
+            )
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(TransientError),
+            stop=stop,
+            wait=wait,
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except TransientError as error:
+            elapsed = self.clock() - started
+            raise RetriesExhaustedError(
+                f"{service} kept failing while trying to {action}: {error.description} "
+                f"(gave up after {retrying.statistics.get('attempt_number', '?')} attempts "
+                f"over {elapsed:.0f}s).",
+                hint="Nothing was lost: the checkpoint is at the last acknowledged batch. "
+                "Run the same command again later.",
+            ) from None
+
+
+def _transient(state: tenacity.RetryCallState) -> TransientError:
+    assert state.outcome is not None
+    error = state.outcome.exception()
+    assert isinstance(error, TransientError)
+    return error

@@ -1,0 +1,257 @@
+"""The checkpoint: a small versioned JSON file, written atomically, bound to one tenant and data
+source, readable by a person, never holding a secret.
+
+It records every range of the run and each range's cursor (the last log_id whose batch Tinybird
+acknowledged, filtered-out records included), the appends in flight (so a resume after a crash
+can ask Tinybird which of their rows landed), a per-day ledger of rows sent (for ``verify``), and
+what the run was started with (so a resume with other flags is refused, not silently mixed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from backfill import __version__
+from backfill.errors import StateError, StateLockedError
+from backfill.timeutil import iso, utcnow
+
+STATE_FORMAT = "auth0-backfill-state"
+STATE_VERSION = 1
+
+
+@dataclass
+class RangeState:
+    """A slice ``[start, end)`` of the run by ``date``, read by its own checkpoint cursor."""
+
+    id: int
+    start: str | None  # inclusive lower bound on date; None: everything after start_after
+    end: str | None  # exclusive upper bound on date; None: until caught up
+    start_after: str  # the log_id paging begins after (Auth0's ``from`` is exclusive)
+    lead: str | None = None  # a log_id to emit before paging: the oldest log, which from skips
+    cursor: str | None = None  # last acknowledged position; None: not started
+    cursor_date: str | None = None
+    done: bool = False
+    rows: int = 0
+
+    @property
+    def position(self) -> str:
+        return self.cursor or self.start_after
+
+
+@dataclass
+class PendingAppend:
+    """An append that was (or was about to be) in flight: which rows it carries."""
+
+    range: int
+    seq: int
+    rows: int
+    first_log_id: str | None
+    last_log_id: str | None
+    min_date: str | None
+    max_date: str | None
+    digest: str
+    cursor_after: str | None
+    registered_at: float | None = None  # UNIX time it was handed to a sender
+
+
+@dataclass
+class Gap:
+    """History knowingly skipped (``--restart-from-oldest`` after the checkpoint aged out)."""
+
+    after_log_id: str
+    after_date: str | None
+    resumed_at_date: str | None
+    seconds: float
+
+
+@dataclass
+class RunState:
+    tenant: str
+    datasource: str
+    tinybird_host: str
+    started_with: dict[str, Any]
+    created_at: str = field(default_factory=lambda: iso(utcnow()))
+    ranges: list[RangeState] = field(default_factory=list)
+    pending: list[PendingAppend] = field(default_factory=list)
+    ledger: dict[str, int] = field(default_factory=dict)
+    rows_sent: int = 0
+    quarantined_rows: int = 0
+    already_landed_rows: int = 0
+    batches: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    running: bool = False  # True while a run holds it: still True after a crash
+    last_run: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- views for status and the summary ----------------------------------------------------
+
+    def newest(self) -> tuple[str | None, str | None]:
+        """The newest acknowledged position: (log_id, date)."""
+        best: RangeState | None = None
+        for item in self.ranges:
+            if item.cursor and (best is None or _key(item.cursor) > _key(best.cursor or "")):
+                best = item
+        return (best.cursor, best.cursor_date) if best else (None, None)
+
+    def finished(self) -> bool:
+        return all(item.done for item in self.ranges if item.end is not None)
+
+    def to_json(self) -> dict[str, Any]:
+        document = {"format": STATE_FORMAT, "version": STATE_VERSION, "written_by": __version__}
+        document.update(asdict(self))
+        return document
+
+
+def _key(log_id: str) -> tuple[int, str]:
+    return (len(log_id), log_id)
+
+
+def new_state(
+    *, tenant: str, datasource: str, tinybird_host: str, started_with: dict[str, Any]
+) -> RunState:
+    return RunState(
+        tenant=tenant, datasource=datasource, tinybird_host=tinybird_host, started_with=started_with
+    )
+
+
+def load(path: Path) -> RunState | None:
+    """The state at ``path``, None when there is none; StateError when it cannot be trusted."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise StateError(f"State file {path} cannot be read: {error.strerror}.") from None
+    try:
+        document = json.loads(raw)
+    except ValueError as error:
+        raise StateError(
+            f"State file {path} is not valid JSON ({error}); it may be truncated or corrupted.",
+            hint="It was left untouched. Restore it from a backup, or start over with --restart "
+            "(the damaged file is kept beside it).",
+        ) from None
+    if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
+        raise StateError(
+            f"{path} is not an auth0-backfill state file.",
+            hint="Point --state at this job's state file, or at a path that does not exist yet.",
+        )
+    version = document.get("version")
+    if not isinstance(version, int) or version > STATE_VERSION:
+        raise StateError(
+            f"State file {path} was written by a newer auth0-backfill "
+            f"({document.get('written_by', '?')}, state version {version}); "
+            f"this is {__version__} (state version {STATE_VERSION}).",
+            hint="Upgrade auth0-backfill; the file was left untouched.",
+        )
+    try:
+        return _from_json(document)
+    except (KeyError, TypeError, ValueError) as error:
+        raise StateError(
+            f"State file {path} is damaged: {error!s}.",
+            hint="It was left untouched. Restore it from a backup, or start over with --restart.",
+        ) from None
+
+
+def _from_json(document: dict[str, Any]) -> RunState:
+    names = {item.name for item in fields(RunState)}
+    body = {key: value for key, value in document.items() if key in names}
+    for required in ("tenant", "datasource", "tinybird_host", "started_with"):
+        if required not in body:
+            raise KeyError(f"missing {required!r}")
+    state = RunState(**body)
+    state.ranges = [RangeState(**item) for item in body.get("ranges", [])]
+    state.pending = [PendingAppend(**item) for item in body.get("pending", [])]
+    state.gaps = [Gap(**item) for item in body.get("gaps", [])]
+    if not isinstance(state.ledger, dict) or not all(
+        isinstance(count, int) for count in state.ledger.values()
+    ):
+        raise ValueError("the ledger is not a map of day to row count")
+    for item in state.ranges:
+        if not isinstance(item.start_after, str) or not item.start_after:
+            raise ValueError(f"range {item.id} has no start position")
+    return state
+
+
+def check_binding(state: RunState, *, path: Path, tenant: str, datasource: str) -> None:
+    if state.tenant != tenant or state.datasource != datasource:
+        raise StateError(
+            f"State file {path} belongs to tenant {state.tenant} and data source "
+            f"{state.datasource}, not to {tenant} and {datasource}.",
+            hint="Use a separate --state per tenant and data source (the file was left "
+            "untouched), or --restart to start this one over.",
+        )
+
+
+def save(path: Path, state: RunState) -> None:
+    write_atomic(path, (json.dumps(state.to_json(), indent=1, sort_keys=False) + "\n").encode())
+
+
+def write_atomic(path: Path, content: bytes) -> None:
+    """Temp file in the same directory, fsync, rename over: a reader sees old or new, never half."""
+    directory = path.parent if str(path.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(handle, 0o600)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):
+        directory_handle = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(directory_handle)
+        finally:
+            os.close(directory_handle)
+
+
+def set_aside(path: Path) -> Path:
+    """Keep an unusable state file beside the new one instead of overwriting it."""
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.broken-{stamp}")
+    os.replace(path, target)
+    return target
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold ``<state>.lock`` for the whole run; a second run on the same state exits at once.
+
+    flock is released by the kernel when the process dies, even by SIGKILL, so a crash never
+    leaves a stale lock behind.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(handle, 200, 0).decode(errors="replace").strip() or "another process"
+            raise StateLockedError(
+                f"Another auth0-backfill run ({holder}) is using {path}.",
+                hint="Nothing was done. This run exits so the two never overlap; cron will try "
+                "again at the next slot.",
+            ) from None
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"pid {os.getpid()}, started {iso(utcnow())}".encode(), 0)
+        yield
+    finally:
+        os.close(handle)

@@ -1,0 +1,68 @@
+"""Dates as the job reads and writes them: ISO 8601, UTC unless an offset says otherwise."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from backfill.errors import ConfigError
+
+
+def parse_when(value: str, *, name: str) -> datetime:
+    """Parse a user-given ``WHEN``: an ISO 8601 date or date-time; no offset means UTC."""
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"{name} {value!r} is not an ISO 8601 date or date-time.",
+            hint="Write it like 2026-11-01 or 2026-11-01T08:30:00Z (no offset means UTC).",
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_record_date(value: object) -> datetime | None:
+    """The ``date`` of an Auth0 record, or None when it is missing or not a date."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def iso(moment: datetime) -> str:
+    """The format Auth0 uses for ``date``: UTC with milliseconds and a Z."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def clickhouse_literal(moment: datetime) -> str:
+    """A DateTime64(3) literal for SQL sent to Tinybird."""
+    moment = moment.astimezone(UTC)
+    stamp = moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    return f"toDateTime64('{stamp}', 3, 'UTC')"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def humanize(delta: timedelta | float) -> str:
+    """``1d 3h``, ``4m 05s``: durations for people."""
+    seconds = int(delta.total_seconds() if isinstance(delta, timedelta) else delta)
+    seconds = max(seconds, 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"

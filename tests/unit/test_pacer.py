@@ -1,0 +1,119 @@
+"""The pacer in a deterministic simulation: a token-bucket server, cursors with a round trip."""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+
+import pytest
+
+from backfill.pacer import Pacer
+
+
+class Bucket:
+    """Auth0's documented behaviour: a token bucket, headers on every answer, 429 when empty."""
+
+    def __init__(self, size: int, rate: float) -> None:
+        self.size, self.rate = size, rate
+        self.tokens = float(size)
+        self.updated = 0.0
+
+    def answer(self, now: float) -> tuple[int, dict[str, str]]:
+        self.tokens = min(self.size, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        status = 200
+        if self.tokens >= 1:
+            self.tokens -= 1
+        else:
+            status = 429
+        missing = 1 - (self.tokens - math.floor(self.tokens))
+        headers = {
+            "x-ratelimit-limit": str(self.size),
+            "x-ratelimit-remaining": str(math.floor(self.tokens)),
+            "x-ratelimit-reset": str(math.ceil(now + missing / self.rate)),
+        }
+        return status, headers
+
+
+def simulate(
+    size: int,
+    rate: float,
+    *,
+    cursors: int = 8,
+    latency: float = 0.3,
+    seconds: float = 240.0,
+    seed: int = 7,
+) -> tuple[float, float]:
+    """(accepted requests/s after warm-up, share of 429s)."""
+    rng = random.Random(seed)
+    clock = [0.0]
+    pacer = Pacer(clock=lambda: clock[0], wall=lambda: clock[0])
+    bucket = Bucket(size, rate)
+    events: list[tuple[float, int, str, int, int]] = []  # time, order, kind, worker, ticket
+    order = 0
+    for worker in range(cursors):
+        heapq.heappush(events, (0.0, order, "free", worker, -1))
+        order += 1
+    accepted_after_warmup = throttled = total = 0
+    pending: dict[int, tuple[int, dict[str, str]]] = {}
+    warmup = 30.0
+    while events:
+        now, _, kind, worker, ticket = heapq.heappop(events)
+        if now > seconds:
+            break
+        clock[0] = now
+        if kind == "free":
+            with pacer._cond:
+                granted, wait = pacer._try_acquire()
+            if granted is None:
+                heapq.heappush(events, (now + max(wait, 0.001), order, "free", worker, -1))
+            else:
+                trip = latency * rng.uniform(0.8, 1.2)
+                heapq.heappush(events, (now + trip / 2, order, "arrive", worker, granted))
+                order += 1
+                heapq.heappush(events, (now + trip, order, "answer", worker, granted))
+            order += 1
+        elif kind == "arrive":
+            pending[ticket] = bucket.answer(now)
+        else:
+            status, headers = pending.pop(ticket)
+            pacer.observe(ticket, status, headers)
+            total += 1
+            if status == 429:
+                throttled += 1
+            elif now >= warmup:
+                accepted_after_warmup += 1
+            heapq.heappush(events, (now, order, "free", worker, -1))
+            order += 1
+    return accepted_after_warmup / (seconds - warmup), throttled / max(total, 1)
+
+
+@pytest.mark.parametrize(
+    ("plan", "size", "rate"),
+    [
+        ("free", 2, 2.0),
+        ("professional", 10, 100 / 60),
+        ("enterprise", 50, 16.0),
+        ("enterprise-nonprod", 10, 2.0),
+    ],
+)
+def test_reaches_the_ceiling_without_provoking_429s(plan: str, size: int, rate: float) -> None:
+    achieved, throttled_share = simulate(size, rate)
+    assert achieved >= 0.9 * rate, f"{plan}: {achieved:.2f} req/s of {rate:.2f}"
+    assert achieved <= 1.01 * rate
+    assert throttled_share <= 0.01, f"{plan}: {throttled_share:.2%} answers were 429"
+
+
+def test_a_single_cursor_is_not_slowed_down_when_the_limit_is_far() -> None:
+    achieved, throttled_share = simulate(50, 16.0, cursors=1, latency=0.3)
+    assert achieved >= 0.9 / 0.3  # one request per round trip
+    assert throttled_share == 0
+
+
+def test_an_endpoint_without_rate_limit_headers_is_not_paced() -> None:
+    pacer = Pacer()
+    first = pacer.acquire()
+    pacer.observe(first, 200, {})
+    tickets = [pacer.acquire() for _ in range(50)]
+    assert len(set(tickets)) == 50

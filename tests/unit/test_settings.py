@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from backfill.errors import ConfigError
+from backfill.settings import normalize_base_url, resolve
+
+ENV = {
+    "AUTH0_DOMAIN": "tenant.eu.auth0.com",
+    "AUTH0_CLIENT_ID": "client",
+    "AUTH0_CLIENT_SECRET": "s3cret-value",
+    "TINYBIRD_TOKEN": "p.token-value",
+}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "settings.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults() -> None:
+    settings = resolve({}, ENV, None)
+    assert settings.auth0_base_url == "https://tenant.eu.auth0.com"
+    assert settings.auth0_audience == "https://tenant.eu.auth0.com/api/v2/"
+    assert settings.tinybird_host == "https://api.tinybird.co"
+    assert settings.datasource == "auth0"
+    assert settings.max_rows == 10_000 and settings.max_bytes == 8 * 1024 * 1024
+    assert settings.max_months == 2
+
+
+def test_flag_beats_environment_beats_file_beats_default(tmp_path: Path) -> None:
+    config = write(tmp_path, '[tinybird]\ndatasource = "from_file"\n[run]\nconcurrency = 3\n')
+    assert resolve({}, ENV, config).datasource == "from_file"
+    env = {**ENV, "TINYBIRD_DATASOURCE": "from_env"}
+    assert resolve({}, env, config).datasource == "from_env"
+    assert resolve({"concurrency": 5}, env, config).concurrency == 5
+    assert resolve({}, env, config).concurrency == 3
+
+
+def test_secrets_are_never_in_repr() -> None:
+    text = repr(resolve({}, ENV, None))
+    assert "s3cret-value" not in text and "p.token-value" not in text
+
+
+def test_secret_from_a_named_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("from-file\n")
+    env = {key: value for key, value in ENV.items() if key != "AUTH0_CLIENT_SECRET"}
+    env["AUTH0_CLIENT_SECRET_FILE"] = str(secret)
+    assert resolve({}, env, None).auth0_client_secret == "from-file"
+
+
+def test_a_secret_in_the_settings_file_is_refused(tmp_path: Path) -> None:
+    config = write(tmp_path, '[auth0]\nclient_secret = "oops"\n')
+    with pytest.raises(ConfigError, match="secrets are read only from the environment"):
+        resolve({}, ENV, config)
+
+
+def test_unknown_keys_are_named_with_a_suggestion(tmp_path: Path) -> None:
+    config = write(tmp_path, '[tinybird]\ndatsource = "x"\n[batch]\nmax_row = 5\n[rnu]\n')
+    with pytest.raises(ConfigError) as caught:
+        resolve({}, ENV, config)
+    message = str(caught.value)
+    assert "datsource" in message and "did you mean 'datasource'" in message
+    assert "max_row" in message and "did you mean 'max_rows'" in message
+    assert "[rnu]" in message
+
+
+def test_malformed_toml_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        resolve({}, ENV, write(tmp_path, "[run\n"))
+
+
+def test_dates_without_offset_are_utc_and_offsets_convert() -> None:
+    settings = resolve(
+        {"from_date": "2026-11-01", "until_date": "2026-11-02T02:00:00+02:00"}, ENV, None
+    )
+    assert settings.from_date == datetime(2026, 11, 1, tzinfo=UTC)
+    assert settings.until_date == datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def test_bad_date_is_named() -> None:
+    with pytest.raises(ConfigError, match="--from-date '2026-13-01' is not an ISO 8601"):
+        resolve({"from_date": "2026-13-01"}, ENV, None)
+
+
+def test_until_must_be_after_from() -> None:
+    with pytest.raises(ConfigError, match="not after --from-date"):
+        resolve({"from_date": "2026-11-02", "until_date": "2026-11-01"}, ENV, None)
+
+
+def test_from_date_and_from_log_id_exclude_each_other() -> None:
+    with pytest.raises(ConfigError, match="not both"):
+        resolve({"from_date": "2026-11-02", "from_log_id": "900"}, ENV, None)
+
+
+def test_missing_credentials_are_named_one_by_one() -> None:
+    settings = resolve({}, {}, None)
+    with pytest.raises(ConfigError) as caught:
+        settings.require_auth0()
+    message = str(caught.value)
+    for name in ("AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET"):
+        assert name in message
+    with pytest.raises(ConfigError, match="TINYBIRD_TOKEN"):
+        settings.require_tinybird()
+
+
+def test_a_token_replaces_client_credentials() -> None:
+    resolve({}, {"AUTH0_DOMAIN": "t.auth0.com", "AUTH0_TOKEN": "x"}, None).require_auth0()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("tenant.us.auth0.com", "https://tenant.us.auth0.com"),
+        ("https://tenant.us.auth0.com/", "https://tenant.us.auth0.com"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://localhost:7181", "http://localhost:7181"),
+        ("http://[::1]:9000", "http://[::1]:9000"),
+    ],
+)
+def test_urls(value: str, expected: str) -> None:
+    assert normalize_base_url(value, name="X") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("http://tenant.us.auth0.com", "only for loopback"),
+        ("ftp://x", "not a host name"),
+        ("https://tenant.auth0.com/api/v2", "no path"),
+        ("https://user:pw@tenant.auth0.com", "credentials"),
+    ],
+)
+def test_bad_urls(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        normalize_base_url(value, name="AUTH0_DOMAIN")
+
+
+def test_bad_numbers_and_names(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least 1"):
+        resolve({}, ENV, write(tmp_path, "[batch]\nmax_rows = 0\n"))
+    with pytest.raises(ConfigError, match="not a Tinybird data source name"):
+        resolve({}, {**ENV, "TINYBIRD_DATASOURCE": "auth0-logs"}, None)

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from backfill import state as state_file
+from backfill.errors import StateError, StateLockedError
+from backfill.state import RangeState, new_state
+
+
+def sample() -> state_file.RunState:
+    current = new_state(
+        tenant="t.auth0.com",
+        datasource="auth0",
+        tinybird_host="https://api.tinybird.co",
+        started_with={"from_date": "2026-11-01T00:00:00.000Z"},
+    )
+    current.ranges = [RangeState(id=0, start=None, end=None, start_after="900", cursor="901")]
+    current.ledger = {"2026-11-01": 5}
+    return current
+
+
+def test_round_trip_and_mode(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    state_file.save(path, sample())
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    loaded = state_file.load(path)
+    assert loaded is not None
+    assert loaded.ranges[0].cursor == "901" and loaded.ledger == {"2026-11-01": 5}
+    document = json.loads(path.read_text())
+    assert document["format"] == "auth0-backfill-state" and document["version"] == 1
+    assert not list(tmp_path.glob("*.tmp"))  # no temp file left behind
+
+
+def test_missing_is_none(tmp_path: Path) -> None:
+    assert state_file.load(tmp_path / "absent.json") is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"format": "auth0-backfill-state", "version": 1, "tena', "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b'{"some": "other file"}', "not an auth0-backfill state file"),
+        (b"[1, 2]", "not an auth0-backfill state file"),
+        (b'{"format": "auth0-backfill-state", "version": 99, "written_by": "9.0"}', "newer"),
+        (b'{"format": "auth0-backfill-state", "version": 1}', "damaged"),
+    ],
+)
+def test_untrustworthy_files_are_errors_and_left_untouched(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    with pytest.raises(StateError, match=message):
+        state_file.load(path)
+    assert path.read_bytes() == content
+
+
+def test_binding_to_tenant_and_datasource(tmp_path: Path) -> None:
+    with pytest.raises(StateError, match=r"belongs to tenant t\.auth0\.com"):
+        state_file.check_binding(
+            sample(), path=tmp_path, tenant="other.auth0.com", datasource="auth0"
+        )
+    with pytest.raises(StateError, match="data source auth0"):
+        state_file.check_binding(
+            sample(), path=tmp_path, tenant="t.auth0.com", datasource="auth0_2"
+        )
+
+
+def test_no_secret_fields_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    state_file.save(path, sample())
+    text = path.read_text().lower()
+    assert "secret" not in text and "token" not in text
+
+
+def _hold(
+    path: str, ready: multiprocessing.synchronize.Event, release: multiprocessing.synchronize.Event
+) -> None:
+    with state_file.exclusive(Path(path)):
+        ready.set()
+        release.wait(10)
+
+
+def test_a_second_holder_is_refused_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    context = multiprocessing.get_context("fork")
+    ready, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold, args=(str(path), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(StateLockedError, match=f"pid {holder.pid}"), state_file.exclusive(path):
+            pass
+    finally:
+        release.set()
+        holder.join(10)
+    with state_file.exclusive(path):  # free again once the holder is gone
+        pass

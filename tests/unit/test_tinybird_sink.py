@@ -1,0 +1,196 @@
+"""The Tinybird sink against httpx.MockTransport."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from backfill.batches import BatchBuilder, BatchLimits
+from backfill.envelope import serialize
+from backfill.errors import (
+    DataError,
+    PartialWriteError,
+    TinybirdAuthError,
+    TinybirdNotFoundError,
+    TinybirdRequestError,
+)
+from backfill.retry import RetryPolicy
+from backfill.tinybird_sink import TinybirdEvents
+
+Handler = Callable[[httpx.Request], httpx.Response]
+DAY = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def batch(rows: int = 8):  # type: ignore[no-untyped-def]
+    builder = BatchBuilder(BatchLimits(), 0)
+    for index in range(rows):
+        builder.add_line(
+            serialize({"log_id": f"{index:04d}", "data": {"n": index}}), f"{index:04d}", DAY
+        )
+    return builder.close("cursor", seq=0)
+
+
+def sink(
+    handler: Handler, *, landed: Callable | None = None, sleeps: list[float] | None = None
+) -> TinybirdEvents:  # type: ignore[type-arg]
+    waits = sleeps if sleeps is not None else []
+    return TinybirdEvents(
+        host="https://api.tinybird.co",
+        token="p.secret",
+        datasource="auth0",
+        http=httpx.Client(transport=httpx.MockTransport(handler)),
+        retry=RetryPolicy(max_attempts=4, sleep=waits.append, rng=random.Random(0)),
+        landed=landed,
+    )
+
+
+def rows_of(request: httpx.Request) -> list[str]:
+    return [json.loads(line)["log_id"] for line in gzip.decompress(request.content).splitlines()]
+
+
+def test_append_request_shape() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"successful_rows": 8, "quarantined_rows": 0})
+
+    result = sink(handler).append(batch())
+    assert result.successful_rows == 8
+    request = seen[0]
+    assert request.method == "POST" and request.url.path == "/v0/events"
+    assert request.url.params["name"] == "auth0" and request.url.params["wait"] == "true"
+    assert "token" not in request.url.params and "p.secret" not in str(request.url)
+    assert request.headers["Authorization"] == "Bearer p.secret"
+    assert request.headers["Content-Encoding"] == "gzip"
+    assert request.headers["Content-Type"] == "application/x-ndjson"
+    assert rows_of(request) == [f"{i:04d}" for i in range(8)]
+
+
+def test_quarantined_rows_are_reported_not_resent() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, json={"successful_rows": 6, "quarantined_rows": 2})
+
+    result = sink(handler).append(batch())
+    assert (result.successful_rows, result.quarantined_rows, len(calls)) == (6, 2, 1)
+
+
+def test_413_splits_in_halves_down_to_what_fits() -> None:
+    sizes = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        rows = rows_of(request)
+        sizes.append(len(rows))
+        if len(rows) > 2:
+            return httpx.Response(413, json={"error": "too large"})
+        return httpx.Response(200, json={"successful_rows": len(rows), "quarantined_rows": 0})
+
+    result = sink(handler).append(batch(8))
+    assert result.successful_rows == 8
+    assert sizes[0] == 8 and sorted(size for size in sizes if size <= 2) == [2, 2, 2, 2]
+
+
+def test_a_single_row_too_large_names_its_log_id() -> None:
+    handler = lambda request: httpx.Response(413, json={"error": "too large"})  # noqa: E731
+    with pytest.raises(DataError, match="log 0000"):
+        sink(handler).append(batch(1))
+
+
+def test_422_stops_and_is_never_resent() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(422, json={"error": "materialized view failed"})
+
+    with pytest.raises(PartialWriteError, match="was not resent"):
+        sink(handler).append(batch())
+    assert len(calls) == 1
+
+
+def test_429_waits_as_told() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(429, headers={"Retry-After": "3"}, json={"error": "rate"})
+        if len(calls) == 2:
+            return httpx.Response(429, headers={"X-RateLimit-Reset": "5"}, json={"error": "rate"})
+        return httpx.Response(200, json={"successful_rows": 8})
+
+    sleeps: list[float] = []
+    sink(handler, sleeps=sleeps).append(batch())
+    assert 3 <= sleeps[0] <= 3.25 and 5 <= sleeps[1] <= 5.25
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "message"),
+    [
+        (400, TinybirdRequestError, "refused an append"),
+        (403, TinybirdAuthError, "DATASOURCES:APPEND"),
+        (404, TinybirdNotFoundError, "api.us-east.tinybird.co"),
+    ],
+)
+def test_permanent_statuses(status: int, error: type, message: str) -> None:
+    with pytest.raises(error, match=message) as caught:
+        sink(lambda request: httpx.Response(status, json={"error": "nope"})).append(batch())
+    assert "p.secret" not in str(caught.value)
+
+
+def test_after_a_lost_acknowledgement_only_the_missing_rows_are_resent() -> None:
+    bodies: list[list[str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(rows_of(request))
+        if len(bodies) == 1:
+            return httpx.Response(503, text="<html>Service Unavailable</html>")
+        return httpx.Response(200, json={"successful_rows": len(bodies[-1])})
+
+    landed_checks = []
+
+    def landed(current):  # type: ignore[no-untyped-def]
+        landed_checks.append(current.rows)
+        return {"0000", "0001", "0002"}
+
+    result = sink(handler, landed=landed).append(batch(8))
+    assert landed_checks == [8]
+    assert bodies[1] == ["0003", "0004", "0005", "0006", "0007"]
+    assert result.already_landed == 3 and result.successful_rows == 5
+
+
+def test_without_read_access_the_resend_is_byte_identical() -> None:
+    bodies: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        if len(bodies) == 1:
+            raise httpx.ReadTimeout("timed out", request=request)
+        return httpx.Response(200, json={"successful_rows": 8})
+
+    sink(handler).append(batch())
+    assert len(bodies) == 2 and bodies[0] == bodies[1]
+
+
+def test_a_refused_connection_is_not_ambiguous() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json={"successful_rows": 8})
+
+    def landed(current):  # type: ignore[no-untyped-def]
+        raise AssertionError("no landed check after a connection that never opened")
+
+    sink(handler, landed=landed).append(batch())
