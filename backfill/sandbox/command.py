@@ -1,0 +1,240 @@
+"""`auth0-backfill sandbox`: run both emulators until SIGINT/SIGTERM and print how to reach them.
+
+stdout carries only the environment (`export NAME=value` lines, or one JSON object with `--json`),
+flushed once both servers accept connections, so a script or test can read it and start the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from backfill.sandbox.faults import ALL_KINDS, FaultSettings
+from backfill.sandbox.latency import LatencyRange
+from backfill.sandbox.profiles import PROFILES
+from backfill.sandbox.runner import Sandbox, SandboxConfig
+from backfill.sandbox.timeparse import parse_when
+
+logger = logging.getLogger(__name__)
+
+
+def _instant(
+    context: click.Context, parameter: click.Parameter, value: str | None
+) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_when(value)
+    except ValueError:
+        raise click.BadParameter("use an ISO date/date-time, 'now', or e.g. -3d, -12h") from None
+
+
+def _latency(context: click.Context, parameter: click.Parameter, value: str) -> str:
+    try:
+        LatencyRange.parse(value)
+    except ValueError as problem:
+        raise click.BadParameter(str(problem)) from None
+    return value
+
+
+@click.command("sandbox")
+@click.option(
+    "--profile",
+    type=click.Choice(list(PROFILES)),
+    default="enterprise",
+    show_default=True,
+    help="Auth0 plan: rate limit and retention.",
+)
+@click.option(
+    "--logs",
+    type=click.IntRange(min=0),
+    default=10_000,
+    show_default=True,
+    help="Logs in the synthetic tenant.",
+)
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=7.0,
+    show_default=True,
+    help="Days the logs are spread over.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Seed of the tenant, credentials, latencies and faults.",
+)
+@click.option("--end", callback=_instant, help="When the logs end (default: now).")
+@click.option(
+    "--retention-days",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Override the profile's log retention.",
+)
+@click.option(
+    "--faults",
+    "fault_rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of API requests that fail, on both services.",
+)
+@click.option(
+    "--fault-kinds",
+    default=",".join(ALL_KINDS),
+    show_default=True,
+    help="Comma-separated fault kinds to draw from.",
+)
+@click.option(
+    "--slow-seconds",
+    type=click.FloatRange(min=0),
+    default=35.0,
+    show_default=True,
+    help="Delay of a 'slow' fault (longer than the client timeout).",
+)
+@click.option(
+    "--auth0-latency",
+    callback=_latency,
+    default="0",
+    show_default=True,
+    help="Auth0 round trip, MS or LO-HI milliseconds.",
+)
+@click.option(
+    "--tinybird-latency",
+    callback=_latency,
+    default="0",
+    show_default=True,
+    help="Tinybird round trip, MS or LO-HI milliseconds.",
+)
+@click.option(
+    "--tinybird-ack-latency",
+    callback=_latency,
+    default="0",
+    show_default=True,
+    help="Extra wait before a wait=true append is acknowledged, MS or LO-HI.",
+)
+@click.option(
+    "--token-ttl",
+    type=click.IntRange(min=1),
+    default=86_400,
+    show_default=True,
+    help="Lifetime of Auth0 access tokens, seconds.",
+)
+@click.option(
+    "--stream-from",
+    callback=_instant,
+    help="Simulate a Log Stream live since then (its rows are in the data source).",
+)
+@click.option(
+    "--datasource", default="auth0", show_default=True, help="Name of the Tinybird data source."
+)
+@click.option(
+    "--datasource-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Another .datasource file (default: the seed's schema).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep Tinybird's tables on disk here (default: in memory).",
+)
+@click.option(
+    "--record-raw/--no-record-raw",
+    default=False,
+    show_default=True,
+    help="Keep every appended line for GET /__sandbox/received.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of exports.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--auth0-port", type=click.IntRange(0, 65535), default=0, show_default=True)
+@click.option("--tinybird-port", type=click.IntRange(0, 65535), default=0, show_default=True)
+def sandbox(
+    profile: str,
+    logs: int,
+    days: float,
+    seed: int,
+    end: datetime | None,
+    retention_days: float | None,
+    fault_rate: float,
+    fault_kinds: str,
+    slow_seconds: float,
+    auth0_latency: str,
+    tinybird_latency: str,
+    tinybird_ack_latency: str,
+    token_ttl: int,
+    stream_from: datetime | None,
+    datasource: str,
+    datasource_file: Path | None,
+    data_dir: Path | None,
+    record_raw: bool,
+    as_json: bool,
+    host: str,
+    auth0_port: int,
+    tinybird_port: int,
+) -> None:
+    """Run local Auth0 and Tinybird emulators for demos, tests and benchmarks."""
+    try:
+        faults = FaultSettings(
+            fault_rate,
+            tuple(kind.strip() for kind in fault_kinds.split(",") if kind.strip()),
+            slow_seconds,
+        )
+    except ValueError as problem:
+        raise click.BadParameter(str(problem), param_hint="--fault-kinds") from None
+    config = SandboxConfig(
+        profile=profile,
+        logs=logs,
+        days=days,
+        seed=seed,
+        end=end,
+        retention_days=retention_days,
+        token_ttl=token_ttl,
+        auth0_latency=auth0_latency,
+        tinybird_latency=tinybird_latency,
+        tinybird_ack_latency=tinybird_ack_latency,
+        auth0_faults=faults,
+        tinybird_faults=faults,
+        stream_from=stream_from,
+        datasource=datasource,
+        datasource_file=datasource_file,
+        data_dir=data_dir,
+        record_raw=record_raw,
+        host=host,
+        auth0_port=auth0_port,
+        tinybird_port=tinybird_port,
+    )
+    stop = threading.Event()
+
+    def request_stop(signal_number: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    with Sandbox(config) as running:
+        click.echo(_ready_text(running, as_json))
+        sys.stdout.flush()
+        click.echo(
+            f"sandbox ready: auth0 {running.auth0_url}, tinybird {running.tinybird_url}, "
+            f"{logs} logs, profile {profile}; Ctrl-C to stop",
+            err=True,
+        )
+        while not stop.wait(0.5):
+            pass
+    click.echo("sandbox stopped", err=True)
+
+
+def _ready_text(running: Sandbox, as_json: bool) -> str:
+    variables = {**running.env(), **running.extras()}
+    if as_json:
+        return json.dumps(variables)
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in variables.items())

@@ -1,0 +1,185 @@
+"""Start the whole sandbox in this process: the tenant, both emulators, and the optional stream.
+
+    with Sandbox(SandboxConfig(logs=50_000, profile="enterprise")) as sandbox:
+        os.environ.update(sandbox.env())   # AUTH0_DOMAIN, TINYBIRD_HOST ...
+
+Servers run in threads on 127.0.0.1 (ports chosen by the OS unless given) and are ready to
+accept connections when the constructor returns.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+from backfill.datafile import parse_datafile, seed_datafile_text
+from backfill.sandbox.auth0_server import Auth0Emulator, Auth0Settings
+from backfill.sandbox.credentials import Auth0Credentials, TinybirdCredentials
+from backfill.sandbox.faults import FaultSchedule, FaultSettings
+from backfill.sandbox.generator import Tenant
+from backfill.sandbox.httpbase import SandboxHTTPServer, Service
+from backfill.sandbox.latency import Latency, LatencyRange
+from backfill.sandbox.livestream import LiveStream
+from backfill.sandbox.mixing import mix64
+from backfill.sandbox.profiles import plan_profile
+from backfill.sandbox.timeparse import to_us
+from backfill.sandbox.tinybird_server import TinybirdEmulator, TinybirdSettings
+from backfill.sandbox.tinybird_store import TinybirdStore
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    profile: str = "enterprise"
+    logs: int = 10_000
+    days: float = 7.0
+    seed: int = 1
+    end: datetime | None = None
+    """When the generated logs end; default: now, at start."""
+    retention_days: float | None = None
+    """Overrides the profile's retention (free 1, professional 10, enterprise 30 days)."""
+    token_ttl: int = 86_400
+    auth0_latency: str = "0"
+    """Round-trip latency of every Auth0 request: `MS` or `LO-HI` (uniform), milliseconds."""
+    tinybird_latency: str = "0"
+    """Round-trip latency of every Tinybird request, as above."""
+    tinybird_ack_latency: str = "0"
+    """Extra wait before a `wait=true` append is acknowledged, as above (e.g. `1000-4000`)."""
+    auth0_faults: FaultSettings = field(default_factory=FaultSettings)
+    tinybird_faults: FaultSettings = field(default_factory=FaultSettings)
+    stream_from: datetime | None = None
+    """Simulate a Log Stream live since this instant (its rows are in the data source)."""
+    datasource: str = "auth0"
+    datasource_file: Path | None = None
+    """Another .datasource file for the data source; default: the seed's schema."""
+    data_dir: Path | None = None
+    """Keep Tinybird's tables on disk here; default: in memory."""
+    record_raw: bool = False
+    """Keep every appended NDJSON line for `GET /__sandbox/received`."""
+    host: str = "127.0.0.1"
+    auth0_port: int = 0
+    tinybird_port: int = 0
+    max_body_bytes: int = 10 * 1024 * 1024
+    requests_per_second: int = 100
+    mv_failure_rate: float = 0.0
+
+
+class Sandbox:
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config = config or SandboxConfig()
+        self._stopping = threading.Event()
+        self._servers: list[SandboxHTTPServer] = []
+        self._closed = False
+        self.tenant = Tenant(
+            config.seed, config.logs, config.days, to_us(config.end) if config.end else None
+        )
+        self.auth0_credentials = Auth0Credentials(config.seed)
+        self.tinybird_credentials = TinybirdCredentials(config.seed, config.datasource)
+        self.store = TinybirdStore(config.data_dir)
+        try:
+            self._start(config)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, config: SandboxConfig) -> None:
+        seed = config.seed
+        self.store.record_raw = config.record_raw
+        datafile_text = (
+            config.datasource_file.read_text("utf-8")
+            if config.datasource_file
+            else seed_datafile_text()
+        )
+        self.store.create_datasource(config.datasource, parse_datafile(datafile_text))
+        self.auth0 = Auth0Emulator(
+            self.tenant,
+            self.auth0_credentials,
+            Auth0Settings(plan_profile(config.profile), config.retention_days, config.token_ttl),
+            FaultSchedule(config.auth0_faults, mix64(seed, 0xFA01)),
+            Latency(LatencyRange.parse(config.auth0_latency), mix64(seed, 0x1A01)),
+            self._stopping,
+        )
+        self.tinybird = TinybirdEmulator(
+            self.store,
+            self.tinybird_credentials,
+            TinybirdSettings(
+                config.max_body_bytes, config.requests_per_second, config.mv_failure_rate
+            ),
+            FaultSchedule(config.tinybird_faults, mix64(seed, 0xFA02)),
+            Latency(LatencyRange.parse(config.tinybird_latency), mix64(seed, 0x1A02)),
+            Latency(LatencyRange.parse(config.tinybird_ack_latency), mix64(seed, 0x1A03)),
+            mix64(seed, 0x422),
+            self._stopping,
+        )
+        auth0_server = self._serve(self.auth0, config.auth0_port)
+        tinybird_server = self._serve(self.tinybird, config.tinybird_port)
+        self.auth0_url = self.auth0.base_url = auth0_server.url
+        self.tinybird_url = self.tinybird.base_url = tinybird_server.url
+        self.stream = LiveStream(
+            self.tenant,
+            self.store,
+            config.datasource,
+            self.auth0.visible_now,
+            self.tinybird.counters,
+        )
+        self.stream.sink_url = f"{self.tinybird_url}/v0/events?name={config.datasource}"
+        self.auth0.log_streams = self.stream.describe
+        self.tinybird.start_stream = self.stream.start
+        if config.stream_from is not None:
+            self.stream.start(to_us(config.stream_from))
+        auth0_server.start("sandbox-auth0")
+        tinybird_server.start("sandbox-tinybird")
+
+    def _serve(self, service: Service, port: int) -> SandboxHTTPServer:
+        server = SandboxHTTPServer(self.config.host, port, service)
+        self._servers.append(server)
+        return server
+
+    def env(self) -> dict[str, str]:
+        """The job's environment, pointing it at this sandbox."""
+        return {
+            "AUTH0_DOMAIN": self.auth0_url,
+            "AUTH0_CLIENT_ID": self.auth0_credentials.client.client_id,
+            "AUTH0_CLIENT_SECRET": self.auth0_credentials.client.client_secret,
+            "TINYBIRD_HOST": self.tinybird_url,
+            "TINYBIRD_TOKEN": self.tinybird_credentials.admin,
+            "TINYBIRD_DATASOURCE": self.config.datasource,
+        }
+
+    def extras(self) -> dict[str, str]:
+        """The other credentials, for tests of refusals (403, 404) and least-privilege runs."""
+        return {
+            "SANDBOX_AUTH0_URL": self.auth0_url,
+            "SANDBOX_TINYBIRD_URL": self.tinybird_url,
+            "SANDBOX_AUTH0_LIMITED_CLIENT_ID": self.auth0_credentials.limited_client.client_id,
+            "SANDBOX_AUTH0_LIMITED_CLIENT_SECRET": (
+                self.auth0_credentials.limited_client.client_secret
+            ),
+            "SANDBOX_TINYBIRD_APPEND_TOKEN": self.tinybird_credentials.append,
+            "SANDBOX_TINYBIRD_READ_TOKEN": self.tinybird_credentials.read,
+            "SANDBOX_TINYBIRD_OTHER_REGION_TOKEN": self.tinybird_credentials.other_region,
+        }
+
+    def close(self) -> None:
+        """Stop both servers (ending every connection thread) and drop the in-memory tables."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        for server in self._servers:
+            server.close()
+        self._servers = []
+        self.store.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,84 @@
+"""`python -m backfill.sandbox` as a process: ready output, then serving until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+StartProcess = Callable[..., "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def start_process() -> Iterator[StartProcess]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*arguments: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backfill.sandbox", *arguments],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+def test_json_ready_line_then_serves_until_sigterm(start_process: StartProcess) -> None:
+    process = start_process("--json", "--logs", "500", "--days", "1", "--seed", "5")
+    assert process.stdout is not None
+    ready = json.loads(process.stdout.readline())
+    assert {
+        "AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "TINYBIRD_HOST",
+        "TINYBIRD_TOKEN", "TINYBIRD_DATASOURCE", "SANDBOX_AUTH0_URL", "SANDBOX_TINYBIRD_URL",
+        "SANDBOX_AUTH0_LIMITED_CLIENT_ID", "SANDBOX_AUTH0_LIMITED_CLIENT_SECRET",
+        "SANDBOX_TINYBIRD_APPEND_TOKEN", "SANDBOX_TINYBIRD_READ_TOKEN",
+        "SANDBOX_TINYBIRD_OTHER_REGION_TOKEN",
+    } == set(ready)  # fmt: skip
+    stats = httpx.get(f"{ready['AUTH0_DOMAIN']}/__sandbox/stats", timeout=5).json()
+    assert stats["logs"]["count"] == 500
+    assert httpx.get(f"{ready['TINYBIRD_HOST']}/__sandbox/stats", timeout=5).status_code == 200
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{ready['AUTH0_DOMAIN']}/__sandbox/stats", timeout=2)
+
+
+def test_export_lines_by_default_and_sigint_stops(start_process: StartProcess) -> None:
+    process = start_process("--logs", "100", "--profile", "free", "--datasource", "logs")
+    assert process.stdout is not None
+    exported: dict[str, str] = {}
+    while len(exported) < 13:
+        line = process.stdout.readline()
+        assert line.startswith("export "), line
+        name, _, value = line[len("export ") :].strip().partition("=")
+        exported[name] = value
+    assert exported["TINYBIRD_DATASOURCE"] == "logs"
+    assert exported["AUTH0_DOMAIN"].startswith("http://127.0.0.1:")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=10) == 0
+
+
+def test_bad_options_are_refused(start_process: StartProcess) -> None:
+    process = start_process("--auth0-latency", "slow")
+    _, errors = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "latency" in errors
