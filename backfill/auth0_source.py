@@ -230,6 +230,16 @@ class Auth0Logs:
         _require_log_id(body)
         return body
 
+    def log_streams(self) -> list[Record] | None:
+        """The tenant's Log Streams, or None when the token may not list them."""
+        try:
+            response = self._request("/api/v2/log-streams", {}, "list log streams")
+        except Auth0PermissionError:
+            return None
+        assert response is not None
+        body = _json(response)
+        return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
+
     # -- one request, classified --------------------------------------------------------------
 
     def _get_json_array(self, path: str, params: Mapping[str, Any], *, action: str) -> list[Record]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,7 +20,7 @@ from typing import IO, Any
 
 import httpx
 
-from backfill import __version__
+from backfill import __version__, logsetup
 from backfill import state as state_file
 from backfill.auth0_source import Auth0Logs, ClientCredentialsToken, StaticToken, TokenSource
 from backfill.batches import Batch, BatchLimits
@@ -35,14 +37,15 @@ from backfill.planner import estimate_logs, find_start, resplit_tail, split
 from backfill.progress import Coverage, ProgressReporter
 from backfill.retry import RetryPolicy
 from backfill.settings import Settings
-from backfill.state import PendingAppend, RunState
-from backfill.timeutil import iso, parse_record_date, utcnow
+from backfill.state import PendingAppend, RangeState, RunState
+from backfill.timeutil import clickhouse_literal, iso, parse_record_date, utcnow
 from backfill.tinybird_sink import (
     AppendResult,
     TinybirdEvents,
     TinybirdQuery,
     landed_log_ids,
     log_ids_between,
+    quote,
     region_hint,
 )
 
@@ -58,6 +61,7 @@ class JobRequest:
     dry_run: bool = False
     output: IO[bytes] | None = None
     quiet: bool = False
+    progress: str = "auto"  # "auto": a bar on a terminal, else lines; "lines"
     until_stream_start: bool = False
     resume_from_tinybird: bool = False
 
@@ -129,13 +133,49 @@ class Report:
         return {key: value for key, value in self.__dict__.items()}
 
 
+def run_tenants(requests: list[JobRequest]) -> list[Report]:
+    """Several tenants at once, each with its own clients and pacer; one failing stops no other."""
+    reports: list[Report | None] = [None] * len(requests)
+
+    def one(index: int) -> None:
+        request = requests[index]
+        logsetup.set_tenant(request.settings.tenant_name)
+        try:
+            reports[index] = run_job(request)
+        except BackfillError as error:  # settings problems found late (e.g. missing secret)
+            reports[index] = _failed(request, error)
+
+    threads = [
+        threading.Thread(target=one, args=(index,), name=f"tenant-{index}")
+        for index in range(len(requests))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [report for report in reports if report is not None]
+
+
+def _failed(request: JobRequest, error: BackfillError) -> Report:
+    settings = request.settings
+    return Report(
+        tenant=settings.tenant_name or str(settings.auth0_base_url),
+        datasource=settings.datasource,
+        state=str(settings.state),
+        error=str(error),
+        exit_code=error.exit_code,
+    )
+
+
 def run_job(request: JobRequest) -> Report:
     settings = request.settings
     settings.require_auth0()
     if not request.dry_run:
         settings.require_tinybird()
     report = Report(
-        tenant=settings.auth0_domain, datasource=settings.datasource, state=str(settings.state)
+        tenant=settings.tenant_name or settings.auth0_domain,
+        datasource=settings.datasource,
+        state=str(settings.state),
     )
     started = time.monotonic()
     try:
@@ -148,6 +188,7 @@ def run_job(request: JobRequest) -> Report:
         report.error = str(error)
         report.exit_code = error.exit_code
         report.outcome = "interrupted" if isinstance(error, Interrupted) else "failed"
+        log.error("%s exit_code=%d: %s", report.outcome, error.exit_code, error)
     finally:
         report.seconds = time.monotonic() - started
         if report.seconds > 0:
@@ -160,7 +201,7 @@ def run_job(request: JobRequest) -> Report:
 
 @dataclass
 class _Clients:
-    logs: Auth0Logs
+    logs: Auth0Logs | None  # None without Auth0 settings (verify needs none)
     pacer: Pacer
     retry: RetryPolicy
     http: httpx.Client
@@ -168,17 +209,26 @@ class _Clients:
     query: TinybirdQuery | None = None
     can_read: bool = False
 
+    @property
+    def auth0(self) -> Auth0Logs:
+        assert self.logs is not None, "require_auth0() runs before any Auth0 call"
+        return self.logs
+
+
+def _clients(request: JobRequest) -> contextlib.AbstractContextManager[_Clients]:
+    return open_clients(request.settings, request.stopper)
+
 
 @contextlib.contextmanager
-def _clients(request: JobRequest) -> Iterator[_Clients]:
-    settings = request.settings
+def open_clients(settings: Settings, stopper: Stopper) -> Iterator[_Clients]:
+    """Auth0 and Tinybird clients sharing one HTTP pool, retry policy and pacer."""
     retry = RetryPolicy(
         max_attempts=settings.retry_attempts,
         max_seconds=settings.retry_seconds,
-        sleep=request.stopper.sleep,
+        sleep=stopper.sleep,
     )
     pacer = Pacer()
-    request.stopper.on_stop(pacer.stop)
+    stopper.on_stop(pacer.stop)
     http = httpx.Client(
         timeout=httpx.Timeout(settings.http_timeout),
         limits=httpx.Limits(
@@ -187,23 +237,28 @@ def _clients(request: JobRequest) -> Iterator[_Clients]:
         ),
         headers={"User-Agent": f"auth0-backfill/{__version__}"},
     )
-    tokens: TokenSource
-    assert settings.auth0_base_url is not None and settings.auth0_audience is not None
-    if settings.auth0_token:
-        tokens = StaticToken(settings.auth0_token)
-    else:
-        assert settings.auth0_client_id and settings.auth0_client_secret
-        tokens = ClientCredentialsToken(
-            base_url=settings.auth0_base_url,
-            client_id=settings.auth0_client_id,
-            client_secret=settings.auth0_client_secret,
-            audience=settings.auth0_audience,
-            timeout=settings.http_timeout,
-            retry=retry,
-        )
-    logs = Auth0Logs(
-        base_url=settings.auth0_base_url, tokens=tokens, http=http, retry=retry, pacer=pacer
-    )
+    logs: Auth0Logs | None = None
+    if settings.auth0_base_url and settings.auth0_audience:
+        tokens: TokenSource | None = None
+        if settings.auth0_token:
+            tokens = StaticToken(settings.auth0_token)
+        elif settings.auth0_client_id and settings.auth0_client_secret:
+            tokens = ClientCredentialsToken(
+                base_url=settings.auth0_base_url,
+                client_id=settings.auth0_client_id,
+                client_secret=settings.auth0_client_secret,
+                audience=settings.auth0_audience,
+                timeout=settings.http_timeout,
+                retry=retry,
+            )
+        if tokens is not None:
+            logs = Auth0Logs(
+                base_url=settings.auth0_base_url,
+                tokens=tokens,
+                http=http,
+                retry=retry,
+                pacer=pacer,
+            )
     clients = _Clients(logs=logs, pacer=pacer, retry=retry, http=http)
     try:
         if settings.tinybird_token:
@@ -232,6 +287,7 @@ def _attach_sink(clients: _Clients, settings: Settings) -> None:
         http=clients.http,
         retry=clients.retry,
         landed=landed,
+        settle=settings.resume_settle,
     )
 
 
@@ -343,6 +399,14 @@ def _foreign(path: Path) -> bool:
 
 def _backfill(request: JobRequest, report: Report) -> None:
     settings = request.settings
+    if request.resume_from_tinybird:
+        with _clients(request) as clients:
+            _preflight_tinybird(clients, settings, report)
+            _attach_sink(clients, settings)
+            current = _from_tinybird(clients, settings, report)
+            if current is not None:
+                _execute(request, report, clients, current, persist=False)
+        return
     existing = _load_state(request)
     with _clients(request) as clients:
         _preflight_tinybird(clients, settings, report)
@@ -359,9 +423,15 @@ def _backfill(request: JobRequest, report: Report) -> None:
             end = settings.until_date
             extra: dict[str, Any] = {}
             if request.until_stream_start:
-                end = _stream_start(clients, settings, report)
-                extra = {"until_stream_start": iso(end) if end else None}
-                extra["until_date"] = extra["until_stream_start"]
+                first = _stream_start(clients, settings, report)
+                # Read past the stream's first event by the late-id margin: logs dated just
+                # before it may have been written after the stream began (and streamed), or not.
+                # What Tinybird already has in that window is skipped (see _execute).
+                end = first + timedelta(seconds=settings.late_margin_seconds) if first else None
+                extra = {
+                    "until_stream_start": iso(first) if first else None,
+                    "until_date": iso(end) if end else None,
+                }
             fresh = _fresh_state(clients, settings, report, end=end, cursors=settings.concurrency)
             if fresh is None:
                 return
@@ -377,7 +447,7 @@ def _fresh_state(
     now = utcnow()
     margin = timedelta(seconds=settings.late_margin_seconds)
     start = find_start(
-        clients.logs,
+        clients.auth0,
         from_date=settings.from_date,
         from_log_id=settings.from_log_id,
         margin=margin,
@@ -390,7 +460,7 @@ def _fresh_state(
     expected = None
     if start.shaped and cursors > 1:
         # One page tells the tenant's density: enough to size the ranges.
-        probe = clients.logs.page_after(start.start_after)
+        probe = clients.auth0.page_after(start.start_after)
         expected = estimate_logs(probe, (end or now) - start.moment)
     current = state_file.new_state(
         tenant=settings.auth0_domain,
@@ -405,8 +475,20 @@ def _fresh_state(
     return current
 
 
-def _execute(request: JobRequest, report: Report, clients: _Clients, current: RunState) -> None:
+def _execute(
+    request: JobRequest,
+    report: Report,
+    clients: _Clients,
+    current: RunState,
+    *,
+    persist: bool = True,
+) -> None:
     settings = request.settings
+
+    def save(snapshot: RunState) -> None:
+        if persist:
+            state_file.save(settings.state, snapshot)
+
     assert clients.events is not None and clients.query is not None
     query = clients.query
 
@@ -422,20 +504,36 @@ def _execute(request: JobRequest, report: Report, clients: _Clients, current: Ru
             parse_record_date(pending.max_date),
         )
 
+    already_there: set[str] = set()
+    stream_start = parse_record_date(current.started_with.get("until_stream_start"))
+    if stream_start is not None:
+        margin = timedelta(seconds=settings.late_margin_seconds)
+        already_there = _ids_dated_between(
+            query, settings.datasource, stream_start - margin, stream_start + margin
+        )
+        log.info(
+            "until_stream_start stream_began=%s rows_in_overlap=%d",
+            iso(stream_start),
+            len(already_there),
+        )
     coverage = Coverage(current.ranges)
     progress = ProgressReporter.choose(
-        coverage, quiet=request.quiet, interval=settings.progress_interval
+        coverage,
+        quiet=request.quiet,
+        interval=settings.progress_interval,
+        lines=request.progress == "lines",
     )
     run_started = iso(utcnow())
     pipeline = Pipeline(
-        source=clients.logs,
+        source=clients.auth0,
         sink=clients.events,
         state=current,
-        save=lambda snapshot: state_file.save(settings.state, snapshot),
+        save=save,
         options=_options(request),
         stopper=request.stopper,
         progress=progress,
         landed_between=landed_between if clients.can_read else None,
+        already_there=already_there,
     )
     outcome = "failed"
     try:
@@ -455,7 +553,7 @@ def _execute(request: JobRequest, report: Report, clients: _Clients, current: Ru
             "version": __version__,
         }
         with contextlib.suppress(OSError):
-            state_file.save(settings.state, current)
+            save(current)
     report.outcome = outcome
     report.exit_code = 0
     del totals
@@ -484,14 +582,17 @@ def _fill(report: Report, totals: RunTotals, current: RunState, clients: _Client
 
 def _options(request: JobRequest) -> RunOptions:
     settings = request.settings
+    # With the data source as the checkpoint, rows must land strictly in order, each append in
+    # one monthly partition (so it lands whole): one cursor, one append at a time.
+    sequential = request.dry_run or request.resume_from_tinybird
     return RunOptions(
         limits=BatchLimits(
             max_rows=settings.max_rows,
             max_bytes=settings.max_bytes,
-            max_months=settings.max_months,
+            max_months=1 if request.resume_from_tinybird else settings.max_months,
         ),
-        concurrency=1 if request.dry_run else settings.concurrency,
-        in_flight=1 if request.dry_run else settings.in_flight,
+        concurrency=1 if sequential else settings.concurrency,
+        in_flight=1 if sequential else settings.in_flight,
         late_margin=timedelta(seconds=settings.late_margin_seconds),
         keep_type=type_filter(settings.types, settings.exclude_types),
         restart_from_oldest=request.restart_from_oldest,
@@ -503,6 +604,16 @@ def _options(request: JobRequest) -> RunOptions:
 def _note(report: Report, note: str) -> None:
     report.notes.append(note)
     log.info("note %r", note)
+
+
+def _ids_dated_between(
+    query: TinybirdQuery, datasource: str, low: datetime, high: datetime
+) -> set[str]:
+    rows = query.sql(
+        f"SELECT log_id FROM {datasource} WHERE date >= {clickhouse_literal(low)} "
+        f"AND date < {clickhouse_literal(high)}"
+    )
+    return {str(row["log_id"]) for row in rows}
 
 
 def _stream_start(clients: _Clients, settings: Settings, report: Report) -> datetime | None:
@@ -519,13 +630,127 @@ def _stream_start(clients: _Clients, settings: Settings, report: Report) -> date
     if not rows or int(rows[0].get("rows") or 0) == 0:
         _note(report, "The data source is empty: no live stream yet, going until caught up.")
         return None
-    first = parse_record_date(str(rows[0]["first"]).replace(" ", "T") + "Z")
+    first = _clickhouse_date(rows[0]["first"])
     _note(
         report,
         f"The live stream's first event in Tinybird is at {rows[0]['first']}: "
         "backfilling up to it (exclusive).",
     )
     return first
+
+
+# -- resume from the data itself ---------------------------------------------------------------
+
+
+def _from_tinybird(clients: _Clients, settings: Settings, report: Report) -> RunState | None:
+    """A run whose start is the greatest log_id already in the data source."""
+    query = clients.query
+    assert query is not None
+    if not clients.can_read:
+        raise TinybirdAuthError(
+            "--resume-from-tinybird reads the resume point from the data source, and the token "
+            "cannot read it.",
+            hint="Set TINYBIRD_READ_TOKEN to a token with DATASOURCES:READ on it.",
+        )
+    rows = query.sql(
+        f"SELECT count() AS rows, max(log_id) AS last, toString(max(date)) AS newest "
+        f"FROM {settings.datasource}"
+    )
+    count = int(rows[0]["rows"]) if rows else 0
+    if count == 0:
+        _note(report, "The data source is empty: starting as flags say (or from the oldest log).")
+        fresh = _fresh_state(clients, settings, report, end=settings.until_date, cursors=1)
+        return fresh
+    last = str(rows[0]["last"])
+    _refuse_if_streamed(clients, settings, last)
+    _note(report, f"Resuming after {last}, the greatest log_id in {settings.datasource}.")
+    current = state_file.new_state(
+        tenant=settings.auth0_domain,
+        datasource=settings.datasource,
+        tinybird_host=settings.tinybird_host,
+        started_with=_started_with(settings),
+    )
+    end = settings.until_date
+    current.ranges = [
+        RangeState(
+            id=0,
+            start=iso(settings.from_date) if settings.from_date else None,
+            end=iso(end) if end else None,
+            start_after=last,
+        )
+    ]
+    return current
+
+
+def _refuse_if_streamed(clients: _Clients, settings: Settings, last: str) -> None:
+    """The data source must hold only this job's rows, gap-free up to ``last``.
+
+    Rows newer than the job's own (a live Log Stream writing to the same data source) would make
+    the greatest log_id skip history. Two signs: Auth0 lists a stream that sends to this data
+    source; or the data has a hole where Auth0 has logs.
+    """
+    streams = clients.auth0.log_streams()
+    host = urllib.parse.urlsplit(settings.tinybird_host).netloc
+    for stream in streams or []:
+        sink = stream.get("sink") if isinstance(stream.get("sink"), dict) else {}
+        endpoint = str((sink or {}).get("httpEndpoint", ""))
+        if (
+            stream.get("status", "active") == "active"
+            and host in endpoint
+            and f"name={settings.datasource}" in endpoint
+        ):
+            raise StateError(
+                f"--resume-from-tinybird refused: Auth0 Log Stream {stream.get('name')!r} sends "
+                f"to {settings.datasource} at {settings.tinybird_host}, so the greatest log_id "
+                "there is the stream's, and resuming after it would skip history.",
+                hint="Keep a state file between runs instead (--state on a volume), or backfill "
+                "only the gap before the stream with --until-stream-start.",
+            )
+    if streams is None:
+        log.info("resume_from_tinybird log_streams=unchecked reason='token lacks read:log_streams'")
+    query = clients.query
+    assert query is not None
+    keep = type_filter(settings.types, settings.exclude_types)
+    gaps = query.sql(
+        "SELECT toString(previous) AS after, toString(date) AS before FROM ("
+        "SELECT date, lagInFrame(date) OVER (ORDER BY date ROWS BETWEEN 1 PRECEDING AND "
+        "CURRENT ROW) AS previous, row_number() OVER (ORDER BY date) AS position "
+        f"FROM {settings.datasource}) WHERE position > 1 "
+        f"AND dateDiff('second', previous, date) > {HOLE_SECONDS} "
+        "ORDER BY dateDiff('second', previous, date) DESC LIMIT 5"
+    )
+    for gap in gaps:
+        after = _clickhouse_date(gap["after"])
+        before = _clickhouse_date(gap["before"])
+        if after is None or before is None:
+            continue
+        found = clients.auth0.search(q=f"date:{{{iso(after)} TO {iso(before)}}}", sort="date:1")
+        wanted = {
+            str(record["log_id"]) for record in found if keep is None or keep(record.get("type"))
+        }
+        if wanted:
+            # Rows Tinybird quarantined are no hole: they were sent.
+            listed = ", ".join(quote(log_id) for log_id in sorted(wanted))
+            quarantined = query.sql(
+                f"SELECT log_id FROM {settings.datasource}_quarantine WHERE log_id IN ({listed})"
+            )
+            wanted -= {str(row["log_id"]) for row in quarantined}
+        if wanted:
+            raise StateError(
+                f"--resume-from-tinybird refused: {settings.datasource} has no rows between "
+                f"{iso(after)} and {iso(before)}, but Auth0 has logs there (e.g. "
+                f"{min(wanted)}). Rows after that hole are not this job's own (a live stream, "
+                "another writer?), and resuming after the greatest log_id would skip history.",
+                hint="Backfill the hole with --from-date/--until-date and a state file, or keep "
+                "a state file between runs.",
+            )
+
+
+HOLE_SECONDS = 900  # quieter stretches than this are asked about: does Auth0 have logs there?
+
+
+def _clickhouse_date(value: object) -> datetime | None:
+    return parse_record_date(str(value).replace(" ", "T") + "Z") if value else None
 
 
 # -- dry run ------------------------------------------------------------------------------------
@@ -566,7 +791,7 @@ def _dry_run(request: JobRequest, report: Report) -> None:
             current = fresh
         current.pending = []
         pipeline = Pipeline(
-            source=clients.logs,
+            source=clients.auth0,
             sink=_NdjsonWriter(output),
             state=current,
             save=lambda snapshot: None,  # a dry run never touches the checkpoint

@@ -33,7 +33,7 @@ from backfill.errors import (
     CheckpointExpiredError,
     Interrupted,
 )
-from backfill.log_ids import order_key, write_time
+from backfill.log_ids import order_key, synthesize, write_time
 from backfill.pacer import PacerStopped
 from backfill.state import Gap, PendingAppend, RangeState, RunState
 from backfill.timeutil import humanize, iso, parse_record_date, utcnow
@@ -42,6 +42,8 @@ from backfill.tinybird_sink import AppendResult
 log = logging.getLogger("backfill.pipeline")
 
 Record = dict[str, Any]
+
+STEAL_MIN_LOGS = 2_000  # a range is split for an idle cursor only if both halves get this many
 
 RETENTION_TABLE = (
     "Auth0 keeps logs for: Starter/free 1 day, Essentials 5 days, Professional 10 days, "
@@ -139,11 +141,16 @@ class RunTotals:
 class Progress(Protocol):
     def advance(self, range_id: int, date: datetime | None, records: int) -> None: ...
 
+    def split(self, shortened: RangeState, new: RangeState) -> None: ...
+
     def tick(self, totals: RunTotals) -> None: ...
 
 
 class _NoProgress:
     def advance(self, range_id: int, date: datetime | None, records: int) -> None:
+        pass
+
+    def split(self, shortened: RangeState, new: RangeState) -> None:
         pass
 
     def tick(self, totals: RunTotals) -> None:
@@ -157,6 +164,17 @@ class _RangeRun:
     next_commit: int = 0
     acked: dict[int, tuple[Batch, AppendResult]] = field(default_factory=dict)
     repositions: dict[int, tuple[str, Gap]] = field(default_factory=dict)
+    reading: bool = False
+    fetched_to: datetime | None = None  # write time of the last log_id fetched for this range
+    fetched: int = 0  # records fetched, with the span they covered: the range's density
+    fetched_since: datetime | None = None
+
+    def density(self) -> float | None:
+        """Logs per second seen so far in this range."""
+        if self.fetched_to is None or self.fetched_since is None or self.fetched < 100:
+            return None
+        seconds = (self.fetched_to - self.fetched_since).total_seconds()
+        return self.fetched / seconds if seconds > 0 else None
 
 
 class Pipeline:
@@ -171,6 +189,7 @@ class Pipeline:
         stopper: Stopper,
         progress: Progress | None = None,
         landed_between: Callable[[PendingAppend], set[str]] | None = None,
+        already_there: set[str] | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._source = source
@@ -189,7 +208,7 @@ class Pipeline:
         self._outstanding = 0  # batches registered and not yet committed or dropped
         # log_ids Tinybird already has (appends in flight when the last run died). Shared by
         # every range: after a re-split, another range than the one that sent them reads them.
-        self._skip: set[str] = set()
+        self._skip: set[str] = set(already_there or ())
         self._readers_left = 0
         self.totals = RunTotals()
 
@@ -282,8 +301,11 @@ class Pipeline:
             )
             self._state.pending.clear()
             return
-        # An append in flight when the last run died may still be landing: give it a moment.
-        latest = max((item.registered_at or 0.0) for item in self._state.pending)
+        # An append in flight when the last run died may still be landing: give it a moment,
+        # counted from the last time that run was known alive (its last save).
+        latest = max(
+            self._state.saved_at, *((item.registered_at or 0.0) for item in self._state.pending)
+        )
         settle = latest + self._options.resume_settle - time.time()
         if settle > 0:
             log.info("resume_unclean settling=%.1fs", settle)
@@ -307,10 +329,18 @@ class Pipeline:
         try:
             while not self._stopper.stopping:
                 try:
-                    range_id = self._work.get_nowait()
+                    run = self._runs[self._work.get_nowait()]
                 except queue.Empty:
-                    return
-                self._read_range(self._runs[range_id])
+                    stolen = self._steal()
+                    if stolen is None:
+                        with self._lock:
+                            busy = any(other.reading for other in self._runs.values())
+                        if not busy:
+                            return
+                        self._stopper.wait(0.25)  # a range may become worth splitting
+                        continue
+                    run = stolen
+                self._read_range(run)
         except BaseException as error:  # noqa: BLE001 - any failure of a worker stops the run
             self._stopper.fail(error)
         finally:
@@ -318,8 +348,60 @@ class Pipeline:
                 self._readers_left -= 1
 
     def _read_range(self, run: _RangeRun) -> None:
-        if not run.state.done:
+        if run.state.done:
+            return
+        with self._lock:
+            run.reading = True
+        try:
             _RangeReader(self, run).read()
+        finally:
+            with self._lock:
+                run.reading = False
+
+    def _steal(self) -> _RangeRun | None:
+        """An idle cursor takes the far half of the range with the most left to read.
+
+        The split point lies beyond everything the range's reader has fetched (by a margin), so
+        no record it holds belongs to the new half; the reader picks up its new end with its next
+        page. Both halves are in the state file before either reads on.
+        """
+        margin = self._options.late_margin
+        with self._lock:
+            best: tuple[float, _RangeRun, datetime, datetime] | None = None
+            now = self._now()
+            for run in self._runs.values():
+                item = run.state
+                density = run.density()
+                if not run.reading or item.done or run.fetched_to is None or density is None:
+                    continue
+                low = run.fetched_to + margin
+                high = _parse(item.end) or now
+                left = (high - low).total_seconds() * density
+                if left >= 2 * STEAL_MIN_LOGS and (best is None or left > best[0]):
+                    best = (left, run, low, high)
+            if best is None:
+                return None
+            _, victim, low, high = best
+            middle = low + (high - low) / 2
+            new = RangeState(
+                id=max(self._runs) + 1,
+                start=iso(middle),
+                end=victim.state.end,
+                start_after=synthesize(middle - margin),
+            )
+            victim.state.end = new.start
+            self._state.ranges.append(new)
+            run = self._runs[new.id] = _RangeRun(new)
+            self._progress.split(victim.state, new)
+            self._save_state()
+            log.info(
+                "range_split range=%d at=%s new_range=%d logs_left~%d",
+                victim.state.id,
+                new.start,
+                new.id,
+                best[0],
+            )
+            return run
 
     # -- hand-over to senders and the committer ------------------------------------------------
 
@@ -480,8 +562,9 @@ class _RangeReader:
         self.options = pipeline._options
         item = run.state
         self.lower = _parse(item.start)
-        self.upper = _parse(item.end)
-        self.stop_at = self.upper + self.options.late_margin if self.upper else None
+        self.upper: datetime | None = None
+        self.stop_at: datetime | None = None
+        self.refresh_end()
         self.builder = BatchBuilder(self.options.limits, item.id)
         self.last_consumed: str | None = None
         self.last_consumed_date: str | None = None
@@ -507,8 +590,28 @@ class _RangeReader:
                 continue
             position = self.read_page(page, position)
 
+    def refresh_end(self) -> None:
+        """The range's end, which a split may have moved closer (caller holds the lock)."""
+        self.upper = _parse(self.run.state.end)
+        self.stop_at = self.upper + self.options.late_margin if self.upper else None
+
+    def fetched(self, page: list[Record]) -> None:
+        """Record how far this range has fetched, then take its current end: a split after
+        this point lies beyond every record of the page."""
+        with self.pipeline._lock:
+            run = self.run
+            if page:
+                reached = write_time(page[-1]["log_id"])
+                if reached is not None:
+                    if run.fetched_since is None:
+                        run.fetched_since = write_time(page[0]["log_id"])
+                    run.fetched_to = reached
+                    run.fetched += len(page)
+            self.refresh_end()
+
     def read_page(self, page: list[Record], position: str) -> str | None:
         """Consume one page; the next position, or None when the range's reading is over."""
+        self.fetched(page)
         last_date: datetime | None = None
         try:
             for record in page:

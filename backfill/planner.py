@@ -26,7 +26,7 @@ Record = dict[str, Any]
 
 # Below this span a range is not worth its own cursor (the late margin is read twice per cut).
 MIN_RANGE = timedelta(minutes=10)
-RANGES_PER_CURSOR = 4  # more ranges than cursors keeps every cursor busy until the end
+RANGES_PER_CURSOR = 2  # a few spare ranges; idle cursors then split the longest (pipeline)
 # Each cut costs a partial page and the late margin: worth it only for ranges of many pages.
 LOGS_PER_RANGE = 2_000
 # An open tail further behind than this is cut into ranges again on the next run.

@@ -51,6 +51,12 @@ class Coverage:
             if previous is None or date > previous:
                 self._reached[range_id] = date
 
+    def split(self, shortened: RangeState, new: RangeState) -> None:
+        with self._lock:
+            low, _ = self._spans.get(shortened.id, (None, None))
+            self._spans[shortened.id] = (low, parse_record_date(shortened.end))
+            self._spans[new.id] = (parse_record_date(new.start), parse_record_date(new.end))
+
     def fraction(self) -> float:
         now = self._now()
         total = covered = 0.0
@@ -93,15 +99,20 @@ class ProgressReporter:
         self._drawn = False
 
     @classmethod
-    def choose(cls, coverage: Coverage, *, quiet: bool, interval: float) -> ProgressReporter:
+    def choose(
+        cls, coverage: Coverage, *, quiet: bool, interval: float, lines: bool = False
+    ) -> ProgressReporter:
         if quiet:
             return cls(coverage, mode="off")
-        mode = "bar" if sys.stderr.isatty() else "lines"
+        mode = "bar" if sys.stderr.isatty() and not lines else "lines"
         return cls(coverage, mode=mode, interval=interval)
 
     def advance(self, range_id: int, date: datetime | None, records: int) -> None:
         self.coverage.advance(range_id, date)
         self._read += records  # only read for display; an approximate count is fine
+
+    def split(self, shortened: RangeState, new: RangeState) -> None:
+        self.coverage.split(shortened, new)
 
     def tick(self, totals: object) -> None:
         if self.mode == "off":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -111,7 +112,8 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
-    retries: int = 0  # counted across calls, for the summary
+    retries: int = 0  # counted across calls and threads, for the summary
+    _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def backoff(self, attempt: int) -> float:
         """Equal jitter: half the exponential step fixed, half random."""
@@ -139,7 +141,8 @@ class RetryPolicy:
             return max(0.0, min(chosen, left))
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            self.retries += 1
+            with self._count_lock:
+                self.retries += 1
             error = _transient(state)
             pause = float(state.next_action.sleep) if state.next_action else 0.0
             log.warning(

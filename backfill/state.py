@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -90,6 +91,7 @@ class RunState:
     batches: int = 0
     gaps: list[Gap] = field(default_factory=list)
     running: bool = False  # True while a run holds it: still True after a crash
+    saved_at: float = 0.0  # UNIX time of the last save: when its run was last known alive
     last_run: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -193,6 +195,7 @@ def check_binding(state: RunState, *, path: Path, tenant: str, datasource: str) 
 
 
 def save(path: Path, state: RunState) -> None:
+    state.saved_at = round(time.time(), 3)
     write_atomic(path, (json.dumps(state.to_json(), indent=1, sort_keys=False) + "\n").encode())
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -81,6 +82,8 @@ class TinybirdEvents:
         http: httpx.Client,
         retry: RetryPolicy,
         landed: Callable[[Batch], set[str]] | None = None,
+        settle: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self.datasource = datasource
@@ -88,6 +91,8 @@ class TinybirdEvents:
         self._http = http
         self._retry = retry
         self._landed = landed
+        self._settle = settle
+        self._clock = clock
 
     def append(self, batch: Batch) -> AppendResult:
         if batch.rows == 0:
@@ -114,9 +119,11 @@ class TinybirdEvents:
         current = batch
         doubt = False  # an earlier attempt may have landed
         skipped = 0
+        started = 0.0
 
         def attempt() -> AppendResult:
-            nonlocal current, doubt, skipped
+            nonlocal current, doubt, skipped, started
+            started = self._clock()
             if doubt and self._landed is not None:
                 landed = self._landed(current)
                 if landed:
@@ -147,7 +154,7 @@ class TinybirdEvents:
                 raise TransientError(
                     f"{type(error).__name__} (may have landed)", ambiguous=True
                 ) from None
-            result = self._classify(response)
+            result = self._classify(response, current.rows)
             result.already_landed = skipped
             return result
 
@@ -156,9 +163,18 @@ class TinybirdEvents:
             try:
                 return attempt()
             except TransientError as error:
-                if error.ambiguous:
-                    doubt = True
-                raise
+                if not error.ambiguous:
+                    raise
+                doubt = True
+                if self._landed is None:
+                    raise
+                # The lost append may still be landing: ask what landed only once it had time.
+                settle = self._settle - (self._clock() - started)
+                raise TransientError(
+                    error.description,
+                    ambiguous=True,
+                    wait_hint=max(settle, error.wait_hint or 0.0) if settle > 0 else None,
+                ) from None
 
         return self._retry.call(
             attempt_or_ambiguous,
@@ -166,13 +182,14 @@ class TinybirdEvents:
             action=f"append {batch.rows} rows to {self.datasource}",
         )
 
-    def _classify(self, response: httpx.Response) -> AppendResult:
+    def _classify(self, response: httpx.Response, rows: int) -> AppendResult:
         status = response.status_code
         if status == 200:
             body = _json_or_none(response)
             if not isinstance(body, dict):
+                # Acknowledged, but the counts were lost on the way: count every row as sent.
                 log.warning("append_ack_unreadable status=200 body=%r", response.text[:120])
-                return AppendResult()
+                return AppendResult(successful_rows=rows)
             return AppendResult(
                 successful_rows=int(body.get("successful_rows") or 0),
                 quarantined_rows=int(body.get("quarantined_rows") or 0),

@@ -51,7 +51,8 @@ def make_tenant(
 class FakeAuth0:
     """Checkpoint paging over a list, with the reference's semantics (exclusive from)."""
 
-    def __init__(self, records: list[Record], *, oldest_index: int = 0) -> None:
+    def __init__(self, records: list[Record], *, oldest_index: int = 0, delay: float = 0.0) -> None:
+        self.delay = delay
         self.records = records
         self.ids = [record["log_id"] for record in records]
         self.oldest_index = oldest_index
@@ -61,6 +62,8 @@ class FakeAuth0:
     def page_after(self, checkpoint: str, take: int = 100) -> list[Record]:
         with self.lock:
             self.requests += 1
+        if self.delay:
+            time.sleep(self.delay)
         if self.oldest_index and checkpoint < self.ids[self.oldest_index]:
             raise Auth0RequestError("from is too old", status=400)
         start = bisect.bisect_right(self.ids, checkpoint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import threading
 from collections import Counter
@@ -244,3 +245,27 @@ def test_an_expired_checkpoint_stops_or_restarts_from_the_oldest() -> None:
     assert sorted(sent_ids(sink), key=order_key) == visible
     assert len(current.gaps) == 1 and current.gaps[0].seconds > 0
     assert pipeline.totals.gaps
+
+
+def test_idle_cursors_split_the_longest_range_and_keep_every_guarantee() -> None:
+    sparse = make_tenant(400, T0, timedelta(days=2, hours=12))
+    dense = make_tenant(9000, T0 + timedelta(days=2, hours=13), timedelta(hours=11))
+    for index, record in enumerate(dense):  # distinct ids after the sparse ones
+        record["log_id"] = record["log_id"][:-12] + f"{index + 500:012d}"
+        record["_id"] = record["log_id"]
+    records = sparse + dense
+    current = plan(records, cursors=4)
+    planned = len(current.ranges)
+    saves: list[RunState] = []
+    sink = FakeTinybird()
+    run(FakeAuth0(records, delay=0.002), sink, current, saves=saves, concurrency=4, max_rows=500)
+    assert len(current.ranges) > planned, "no idle cursor took over part of the dense range"
+    ids = sent_ids(sink)
+    assert len(ids) == len(set(ids)) == len(records)
+    assert sorted(ids, key=order_key) == expected(records)
+    bounded = [item for item in current.ranges if item.end is not None]
+    assert all(item.done for item in bounded)
+    # Ranges still tile time without overlap: each end is the next start.
+    ordered = sorted(current.ranges, key=lambda item: item.start or "")
+    for before, after in itertools.pairwise(ordered):
+        assert before.end == after.start

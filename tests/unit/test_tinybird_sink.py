@@ -162,7 +162,10 @@ def test_after_a_lost_acknowledgement_only_the_missing_rows_are_resent() -> None
         landed_checks.append(current.rows)
         return {"0000", "0001", "0002"}
 
-    result = sink(handler, landed=landed).append(batch(8))
+    sleeps: list[float] = []
+    result = sink(handler, landed=landed, sleeps=sleeps).append(batch(8))
+    # It waited for the lost append to settle before asking Tinybird what landed.
+    assert 4.9 <= sleeps[0] <= 5.25
     assert landed_checks == [8]
     assert bodies[1] == ["0003", "0004", "0005", "0006", "0007"]
     assert result.already_landed == 3 and result.successful_rows == 5

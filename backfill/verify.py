@@ -1,0 +1,183 @@
+"""``verify``: did everything land? Per day, what the job recorded as sent against what Tinybird
+holds (``count()`` and ``uniqExact(log_id)`` through the Query API), with quarantine and
+duplicates accounted for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from backfill.state import RunState
+from backfill.timeutil import clickhouse_literal, parse_record_date
+from backfill.tinybird_sink import TinybirdQuery
+
+
+@dataclass
+class DayCheck:
+    day: str
+    sent: int  # rows the job recorded as acknowledged (its ledger)
+    rows: int  # count() in the data source
+    unique: int  # uniqExact(log_id)
+    quarantined: int  # rows of that day in the quarantine since the run began
+
+    @property
+    def duplicates(self) -> int:
+        return max(self.rows - self.unique, 0)
+
+    @property
+    def missing(self) -> int:
+        return max(self.sent - self.quarantined - self.unique, 0)
+
+
+@dataclass
+class Verification:
+    datasource: str
+    since: str
+    days: list[DayCheck] = field(default_factory=list)
+    quarantined_since_start: int = 0
+
+    @property
+    def missing(self) -> int:
+        return sum(day.missing for day in self.days)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(day.duplicates for day in self.days)
+
+    def dedup_query(self) -> str:
+        return f"SELECT * FROM {self.datasource} ORDER BY date LIMIT 1 BY log_id"
+
+    def to_json(self) -> dict[str, Any]:
+        days = [
+            {**asdict(day), "duplicates": day.duplicates, "missing": day.missing}
+            for day in self.days
+        ]
+        return {
+            "datasource": self.datasource,
+            "since": self.since,
+            "days": days,
+            "sent": sum(day.sent for day in self.days),
+            "rows": sum(day.rows for day in self.days),
+            "unique": sum(day.unique for day in self.days),
+            "missing": self.missing,
+            "duplicates": self.duplicates,
+            "quarantined_since_start": self.quarantined_since_start,
+            "dedup_query": self.dedup_query(),
+            "ok": self.missing == 0,
+        }
+
+    def table(self) -> str:
+        header = ("day", "sent", "in Tinybird", "unique", "quarantined", "duplicates", "missing")
+        lines = [header]
+        for day in self.days:
+            lines.append(
+                (
+                    day.day,
+                    f"{day.sent:,}",
+                    f"{day.rows:,}",
+                    f"{day.unique:,}",
+                    f"{day.quarantined:,}",
+                    f"{day.duplicates:,}",
+                    f"{day.missing:,}",
+                )
+            )
+        totals = self.to_json()
+        lines.append(
+            (
+                "total",
+                f"{totals['sent']:,}",
+                f"{totals['rows']:,}",
+                f"{totals['unique']:,}",
+                f"{sum(day.quarantined for day in self.days):,}",
+                f"{self.duplicates:,}",
+                f"{self.missing:,}",
+            )
+        )
+        widths = [max(len(row[index]) for row in lines) for index in range(len(header))]
+        rendered = [
+            "  ".join(
+                cell.ljust(widths[index]) if index == 0 else cell.rjust(widths[index])
+                for index, cell in enumerate(row)
+            )
+            for row in lines
+        ]
+        rendered.insert(1, "-" * len(rendered[0]))
+        rendered.insert(len(rendered) - 1, "-" * len(rendered[0]))
+        rendered.append("")
+        rendered.append(
+            f"Quarantined in {self.datasource}_quarantine since the run began ({self.since}): "
+            f"{self.quarantined_since_start:,}"
+        )
+        if self.duplicates:
+            rendered.append(
+                f"Duplicates: {self.duplicates:,}. Read without them: {self.dedup_query()} "
+                "(or count with uniqExact(log_id))."
+            )
+        else:
+            rendered.append("Duplicates: none.")
+        rendered.append(
+            f"Missing: {self.missing:,}." if self.missing else "Missing: none: everything landed."
+        )
+        return "\n".join(rendered)
+
+
+def verify(
+    query: TinybirdQuery,
+    state: RunState,
+    *,
+    from_date: datetime | None = None,
+    until_date: datetime | None = None,
+) -> Verification:
+    datasource = state.datasource
+    ledger = {day: sent for day, sent in state.ledger.items() if day != "unknown"}
+    days = sorted(ledger)
+    first = parse_record_date(days[0] + "T00:00:00Z") if days else None
+    last = parse_record_date(days[-1] + "T00:00:00Z") if days else None
+    low = from_date or first
+    high = until_date or (last + timedelta(days=1) if last else None)
+    result = Verification(datasource=datasource, since=state.created_at)
+    if low is None or high is None:
+        return result
+    # The ledger counts whole days: compare whole days.
+    low = low.replace(hour=0, minute=0, second=0, microsecond=0)
+    if high.time() != datetime.min.time():
+        high = high.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    where = f"date >= {clickhouse_literal(low)} AND date < {clickhouse_literal(high)}"
+    counted = {
+        row["day"]: row
+        for row in query.sql(
+            f"SELECT toString(toDate(date)) AS day, count() AS rows, "
+            f"uniqExact(log_id) AS unique FROM {datasource} WHERE {where} GROUP BY day"
+        )
+    }
+    since = parse_record_date(state.created_at)
+    quarantine_where = (
+        f"insertion_date >= toDateTime('{since.strftime('%Y-%m-%d %H:%M:%S')}', 'UTC')"
+        if since
+        else "1"
+    )
+    quarantined = {
+        row["day"]: int(row["rows"])
+        for row in query.sql(
+            f"SELECT substring(toString(date), 1, 10) AS day, count() AS rows "
+            f"FROM {datasource}_quarantine WHERE {quarantine_where} GROUP BY day"
+        )
+    }
+    result.quarantined_since_start = sum(quarantined.values())
+    low_day, high_day = low.strftime("%Y-%m-%d"), high.strftime("%Y-%m-%d")
+    for day in sorted(set(ledger) | set(counted)):
+        if not low_day <= day < high_day:
+            continue
+        row = counted.get(day, {})
+        result.days.append(
+            DayCheck(
+                day=day,
+                sent=ledger.get(day, 0),
+                rows=int(row.get("rows", 0)),
+                unique=int(row.get("unique", 0)),
+                quarantined=quarantined.get(day, 0),
+            )
+        )
+    return result
