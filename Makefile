@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install the package with the sandbox and test tools
 
 demo: $(STAMP) ## Run a backfill on the local sandbox (no account needed), interrupt it, resume it
-	$(BIN)/python -m backfill.demo
+	$(BIN)/python -m backfill.sandbox.demo
 
 test: $(STAMP) ## Run the whole test suite (unit, sandbox, end-to-end, fault drills)
 	$(BIN)/pytest
