@@ -12,7 +12,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -93,9 +95,12 @@ class Batch:
 class BatchBuilder:
     """Accumulates serialized envelopes until a limit would be crossed."""
 
-    def __init__(self, limits: BatchLimits, range_id: int) -> None:
+    def __init__(
+        self, limits: BatchLimits, range_id: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._limits = limits
         self._range_id = range_id
+        self._clock = clock
         self._reset()
 
     def _reset(self) -> None:
@@ -106,6 +111,7 @@ class BatchBuilder:
         self.raw_bytes = 0
         self.consumed = 0
         self.landed = 0
+        self.opened = self._clock()  # when the batch's first record was read
         self._months: set[str] = set()
         self._days: dict[str, int] = {}
         self._first: str | None = None

@@ -31,9 +31,10 @@ from backfill.errors import (
     TinybirdAuthError,
 )
 from backfill.event_types import type_filter
+from backfill.log_ids import write_time
 from backfill.pacer import Pacer
 from backfill.pipeline import Pipeline, RunOptions, RunTotals, Stopper
-from backfill.planner import estimate_logs, find_start, resplit_tail, split
+from backfill.planner import estimate_logs, find_start, resplit_tail, split, tail_behind
 from backfill.progress import Coverage, ProgressReporter
 from backfill.retry import RetryPolicy
 from backfill.settings import Settings
@@ -81,6 +82,7 @@ class Report:
     quarantined_rows: int = 0
     already_in_tinybird: int = 0
     filtered: int = 0
+    outside_range: int = 0
     records_read: int = 0
     retries: int = 0
     rate_limited: int = 0
@@ -114,7 +116,7 @@ class Report:
         if self.already_in_tinybird:
             parts.append(f"{self.already_in_tinybird:,} already in Tinybird, not resent")
         if self.filtered:
-            parts.append(f"{self.filtered:,} filtered out")
+            parts.append(f"{self.filtered:,} left out by type")
         if self.newest_log_id:
             parts.append(f"newest {self.newest_log_id} ({self.newest_date})")
         parts.append(f"{self.logs_per_second:,.0f} logs/s over {self.seconds:.1f}s")
@@ -413,11 +415,20 @@ def _backfill(request: JobRequest, report: Report) -> None:
         _attach_sink(clients, settings)
         if existing is not None:
             current = existing
+            now = utcnow()
+            tail = tail_behind(current.ranges, now)
+            expected = None
+            if tail is not None and settings.concurrency > 1:
+                behind = write_time(tail.position)
+                assert behind is not None
+                probe = clients.auth0.page_after(tail.position)
+                expected = estimate_logs(probe, now - behind)
             current.ranges = resplit_tail(
                 current.ranges,
-                now=utcnow(),
+                now=now,
                 cursors=settings.concurrency,
                 margin=timedelta(seconds=settings.late_margin_seconds),
+                expected_logs=expected,
             )
         else:
             end = settings.until_date
@@ -569,6 +580,7 @@ def _fill(report: Report, totals: RunTotals, current: RunState, clients: _Client
     report.quarantined_rows = totals.quarantined
     report.already_in_tinybird = totals.already_landed
     report.filtered = totals.filtered
+    report.outside_range = totals.outside
     report.records_read = totals.records_read
     report.retries = clients.retry.retries
     report.rate_limited = clients.pacer.throttled
@@ -598,6 +610,7 @@ def _options(request: JobRequest) -> RunOptions:
         restart_from_oldest=request.restart_from_oldest,
         shutdown_grace=settings.shutdown_grace,
         resume_settle=settings.resume_settle,
+        flush_seconds=settings.flush_seconds,
     )
 
 

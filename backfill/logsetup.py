@@ -9,10 +9,26 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
 _tenant = threading.local()
+_before_each_line: Callable[[], None] | None = None
+
+
+def before_each_line(hook: Callable[[], None] | None) -> None:
+    """Run ``hook`` before each log line (the progress bar erases itself there)."""
+    global _before_each_line
+    _before_each_line = hook
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    def emit(self, record: logging.LogRecord) -> None:
+        hook = _before_each_line
+        if hook is not None:
+            hook()
+        super().emit(record)
 
 
 def set_tenant(name: str | None) -> None:
@@ -90,7 +106,7 @@ def split_fields(message: str) -> tuple[str, dict[str, str]]:
 def configure(
     *, log_format: str = "text", quiet: bool = False, stream: TextIO | None = None
 ) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _Handler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(_TenantFilter())
     root = logging.getLogger()

@@ -43,7 +43,7 @@ log = logging.getLogger("backfill.pipeline")
 
 Record = dict[str, Any]
 
-STEAL_MIN_LOGS = 2_000  # a range is split for an idle cursor only if both halves get this many
+STEAL_MIN_LOGS = 1_000  # a range is split for an idle cursor only if both halves get this many
 
 RETENTION_TABLE = (
     "Auth0 keeps logs for: Starter/free 1 day, Essentials 5 days, Professional 10 days, "
@@ -121,6 +121,7 @@ class RunOptions:
     restart_from_oldest: bool = False
     shutdown_grace: float = 30.0
     resume_settle: float = 5.0
+    flush_seconds: float = 60.0  # send a range's batch at least this often
     take: int = 100
 
 
@@ -130,7 +131,8 @@ class RunTotals:
     rows_sent: int = 0
     quarantined: int = 0
     already_landed: int = 0
-    filtered: int = 0
+    filtered: int = 0  # left out by --types / --exclude-types
+    outside: int = 0  # read past a range's edge: another range's, not sent twice
     batches: int = 0
     splits: int = 0
     undated: int = 0
@@ -191,7 +193,9 @@ class Pipeline:
         landed_between: Callable[[PendingAppend], set[str]] | None = None,
         already_there: set[str] | None = None,
         now: Callable[[], datetime] = utcnow,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
         self._source = source
         self._sink = sink
         self._state = state
@@ -541,10 +545,11 @@ class Pipeline:
             run.repositions[run.next_seq] = (oldest_id, gap)
             self.emit(run, mark)
 
-    def count(self, *, read: int = 0, filtered: int = 0, undated: int = 0) -> None:
+    def count(self, *, read: int, filtered: int, outside: int, undated: int) -> None:
         with self._lock:
             self.totals.records_read += read
             self.totals.filtered += filtered
+            self.totals.outside += outside
             self.totals.undated += undated
 
     def _save_state(self) -> None:
@@ -565,10 +570,11 @@ class _RangeReader:
         self.upper: datetime | None = None
         self.stop_at: datetime | None = None
         self.refresh_end()
-        self.builder = BatchBuilder(self.options.limits, item.id)
+        self.builder = BatchBuilder(self.options.limits, item.id, clock=pipeline._clock)
         self.last_consumed: str | None = None
         self.last_consumed_date: str | None = None
         self.filtered = 0
+        self.outside = 0
         self.undated = 0
 
     def read(self) -> None:
@@ -622,8 +628,10 @@ class _RangeReader:
                 self.consume(record, date)
                 last_date = date or last_date
         finally:
-            self.pipeline.count(read=len(page), filtered=self.filtered, undated=self.undated)
-            self.filtered = self.undated = 0
+            self.pipeline.count(
+                read=len(page), filtered=self.filtered, outside=self.outside, undated=self.undated
+            )
+            self.filtered = self.outside = self.undated = 0
             self.pipeline._progress.advance(self.run.state.id, last_date, len(page))
         if len(page) < self.options.take:
             # Caught up with what Auth0 has written. A bounded range whose end lies further back
@@ -631,8 +639,13 @@ class _RangeReader:
             complete = self.stop_at is not None and self.pipeline._now() >= self.stop_at
             self.finish(completes=complete)
             return None
-        if self.builder.rows == 0 and self.builder.consumed >= self.options.limits.max_rows:
-            self.flush()  # a long stretch filtered out: move the checkpoint anyway
+        if self.builder.consumed and (
+            self.builder.consumed >= self.options.limits.max_rows
+            or self.pipeline._clock() - self.builder.opened >= self.options.flush_seconds
+        ):
+            # A long stretch filtered out, or a slow plan filling batches slowly: send what
+            # there is, so the checkpoint moves and a stop re-reads little.
+            self.flush()
         return str(page[-1]["log_id"]) if page else position
 
     def date_of(self, record: Record) -> datetime | None:
@@ -648,11 +661,10 @@ class _RangeReader:
         log_id: str = envelope["log_id"]
         if date is None:
             date = self.date_of(record)
-        keep = self.in_range(date)
         keep_type = self.options.keep_type
-        if keep and keep_type is not None and not keep_type(record.get("type")):
-            keep = False
-        if not keep:
+        if not self.in_range(date):
+            self.outside += 1  # another range's (read past an edge for late-written ids)
+        elif keep_type is not None and not keep_type(record.get("type")):
             self.filtered += 1
         elif log_id in self.pipeline._skip:
             self.builder.count_landed(date)

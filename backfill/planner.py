@@ -158,22 +158,42 @@ def split(
     return ranges
 
 
+def tail_behind(ranges: Sequence[RangeState], now: datetime) -> RangeState | None:
+    """The open tail, when it is far enough behind to be worth cutting again."""
+    tails = [item for item in ranges if item.end is None]
+    if len(tails) != 1:
+        return None
+    behind = write_time(tails[0].position)
+    if behind is None or now - behind < RESPLIT_TAIL_AFTER:
+        return None
+    return tails[0]
+
+
 def resplit_tail(
-    ranges: Sequence[RangeState], *, now: datetime, cursors: int, margin: timedelta
+    ranges: Sequence[RangeState],
+    *,
+    now: datetime,
+    cursors: int,
+    margin: timedelta,
+    expected_logs: int | None = None,
 ) -> list[RangeState]:
     """On a catch-up run far behind, cut the open tail again so several cursors share it."""
-    tails = [item for item in ranges if item.end is None]
-    if len(tails) != 1 or cursors <= 1:
+    tail = tail_behind(ranges, now)
+    if tail is None or cursors <= 1:
         return list(ranges)
-    tail = tails[0]
     behind = write_time(tail.position)
-    if behind is None or now - behind < RESPLIT_TAIL_AFTER:
-        return list(ranges)
+    assert behind is not None
     # Everything the tail committed so far was written before its position, so a new bound a
     # margin later cuts nothing already sent in two.
     restart = StartPoint(tail.position, None, None, behind + margin, shaped=True)
     pieces = split(
-        restart, end=None, now=now, cursors=cursors, margin=margin, first_id=_next_id(ranges)
+        restart,
+        end=None,
+        now=now,
+        cursors=cursors,
+        margin=margin,
+        first_id=_next_id(ranges),
+        expected_logs=expected_logs,
     )
     if len(pieces) < 2:
         return list(ranges)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TextIO
 
+from backfill import logsetup
 from backfill.state import RangeState
 from backfill.timeutil import humanize, parse_record_date, utcnow
 
@@ -97,6 +98,14 @@ class ProgressReporter:
         self._read = 0
         self._start_fraction: float | None = None
         self._drawn = False
+        if mode == "bar":
+            logsetup.before_each_line(self._erase)
+
+    def _erase(self) -> None:
+        """A log line is coming: clear the bar first (the next tick draws it again)."""
+        if self._drawn:
+            self._stream.write("\r\x1b[K")
+            self._drawn = False
 
     @classmethod
     def choose(
@@ -135,7 +144,7 @@ class ProgressReporter:
         eta = humanize(left) if left is not None else "?"
         if self.mode == "bar":
             width = 30
-            filled = int(width * fraction)
+            filled = round(width * fraction)
             bar = "#" * filled + "-" * (width - filled)
             self._stream.write(
                 f"\r[{bar}] {fraction * 100:5.1f}%  {rate:7.0f} logs/s  sent {sent:,}  "
@@ -154,6 +163,9 @@ class ProgressReporter:
             )
 
     def close(self) -> None:
+        if self.mode == "bar":
+            logsetup.before_each_line(None)
         if self._drawn:
             self._stream.write("\n")
             self._stream.flush()
+            self._drawn = False

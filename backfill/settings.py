@@ -144,6 +144,7 @@ _OPTIONS = (
     _Option("max_bytes", "batch", "max_bytes", None, _positive_int, 8 * 1024 * 1024),
     _Option("max_months", "batch", "max_months", None, _positive_int, 2),
     _Option("in_flight", "batch", "in_flight", None, _positive_int, 4),
+    _Option("flush_seconds", "batch", "flush_seconds", None, _positive_float, 60.0),
     _Option("http_timeout", "http", "timeout_seconds", None, _positive_float, 30.0),
     _Option("retry_attempts", "retry", "max_attempts", None, _positive_int, 8),
     _Option("retry_seconds", "retry", "max_seconds", None, _positive_float, 600.0),
@@ -188,6 +189,7 @@ class Settings:
     max_bytes: int
     max_months: int
     in_flight: int
+    flush_seconds: float
     http_timeout: float
     retry_attempts: int
     retry_seconds: float
@@ -364,6 +366,7 @@ def _build(values: dict[str, Any], env: Mapping[str, str]) -> Settings:
         max_bytes=values["max_bytes"],
         max_months=values["max_months"],
         in_flight=values["in_flight"],
+        flush_seconds=values["flush_seconds"],
         http_timeout=values["http_timeout"],
         retry_attempts=values["retry_attempts"],
         retry_seconds=values["retry_seconds"],

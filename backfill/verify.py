@@ -148,7 +148,7 @@ def verify(
     counted = {
         row["day"]: row
         for row in query.sql(
-            f"SELECT toString(toDate(date)) AS day, count() AS rows, "
+            f"SELECT toString(toDate(date, 'UTC')) AS day, count() AS rows, "
             f"uniqExact(log_id) AS unique FROM {datasource} WHERE {where} GROUP BY day"
         )
     }
