@@ -16,9 +16,8 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from backfill.timeutil import iso, parse_record_date
+from backfill.timeutil import stamp
 
 GZIP_LEVEL = 3  # most of level 9's ratio on JSON at a fraction of the CPU
 
@@ -93,7 +92,12 @@ class Batch:
 
 
 class BatchBuilder:
-    """Accumulates serialized envelopes until a limit would be crossed."""
+    """Accumulates serialized envelopes until a limit would be crossed.
+
+    Dates arrive as canonical stamps (``2026-11-03T03:06:05.696Z``, see ``timeutil.stamp``): the
+    month and day are slices of them and they compare as strings, which keeps the per-row cost
+    low. Lines are compressed a chunk at a time, not one by one, for the same reason.
+    """
 
     def __init__(
         self, limits: BatchLimits, range_id: int, clock: Callable[[], float] = time.monotonic
@@ -106,6 +110,8 @@ class BatchBuilder:
     def _reset(self) -> None:
         self._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip framing
         self._chunks: list[bytes] = []
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._hash = hashlib.sha256()
         self.rows = 0
         self.raw_bytes = 0
@@ -119,7 +125,7 @@ class BatchBuilder:
         self._min_date: str | None = None
         self._max_date: str | None = None
 
-    def fits(self, line_length: int, date: datetime | None) -> bool:
+    def fits(self, line_length: int, stamp: str | None) -> bool:
         """Whether one more row keeps the batch within every limit (an empty batch takes any)."""
         if self.rows == 0:
             return True
@@ -127,38 +133,49 @@ class BatchBuilder:
             return False
         if self.raw_bytes + line_length > self._limits.max_bytes:
             return False
-        month = _month(date)
+        month = _month(stamp)
         return month in self._months or len(self._months) < self._limits.max_months
 
-    def add_line(self, line: bytes, log_id: str, date: datetime | None) -> None:
-        self._chunks.append(self._compressor.compress(line))
-        self._hash.update(line)
+    def add_line(self, line: bytes, log_id: str, stamp: str | None) -> None:
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= _CHUNK:
+            self._compress_pending()
         self.rows += 1
         self.raw_bytes += len(line)
-        self._months.add(_month(date))
-        day = date.strftime("%Y-%m-%d") if date else "unknown"
-        self._days[day] = self._days.get(day, 0) + 1
+        self._months.add(_month(stamp))
+        self._count_day(stamp)
         if self._first is None:
             self._first = log_id
         self._last = log_id
-        if date is not None:
-            stamp = iso(date)  # one format, so these compare as strings
+        if stamp is not None:
             if self._min_date is None or stamp < self._min_date:
                 self._min_date = stamp
             if self._max_date is None or stamp > self._max_date:
                 self._max_date = stamp
 
+    def _compress_pending(self) -> None:
+        data = b"".join(self._pending)
+        self._chunks.append(self._compressor.compress(data))
+        self._hash.update(data)
+        self._pending.clear()
+        self._pending_bytes = 0
+
+    def _count_day(self, stamp: str | None) -> None:
+        day = stamp[:10] if stamp else "unknown"
+        self._days[day] = self._days.get(day, 0) + 1
+
     def count_consumed(self) -> None:
         self.consumed += 1
 
-    def count_landed(self, date: datetime | None) -> None:
+    def count_landed(self, stamp: str | None) -> None:
         """A record Tinybird already has: not sent again, but it belongs in the day ledger."""
         self.landed += 1
-        day = date.strftime("%Y-%m-%d") if date else "unknown"
-        self._days[day] = self._days.get(day, 0) + 1
+        self._count_day(stamp)
 
     def close(self, cursor_after: str | None, *, seq: int, cursor_date: str | None = None) -> Batch:
         if self.rows:
+            self._compress_pending()
             self._chunks.append(self._compressor.flush())
             body = b"".join(self._chunks)
         else:
@@ -184,11 +201,14 @@ class BatchBuilder:
         return batch
 
 
-def _month(date: datetime | None) -> str:
+_CHUNK = 256 * 1024  # uncompressed bytes handed to zlib at a time
+
+
+def _month(stamp: str | None) -> str:
     # Rows without a date land in the current month's partition (the column's DEFAULT now()).
-    return date.strftime("%Y%m") if date else "now"
+    return stamp[:7] if stamp else "now"
 
 
-def _date_of(envelope: dict[str, object]) -> datetime | None:
+def _date_of(envelope: dict[str, object]) -> str | None:
     data = envelope.get("data")
-    return parse_record_date(data.get("date")) if isinstance(data, dict) else None
+    return stamp(data.get("date")) if isinstance(data, dict) else None

@@ -9,6 +9,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from backfill.errors import DataError
 
 # The Management API repeats log_id as _id (and lately id); the stream carries neither.
@@ -27,7 +29,9 @@ def to_envelope(record: Mapping[str, Any]) -> dict[str, Any]:
             f"Auth0 returned a log record without a usable log_id: {_describe(record)}.",
             hint="The checkpoint was not moved past it; report the record to Auth0 support.",
         )
-    data = {key: value for key, value in record.items() if key not in _API_ONLY_KEYS}
+    data = dict(record)
+    for key in _API_ONLY_KEYS:
+        data.pop(key, None)
     scope = data.get("scope")
     if isinstance(scope, str):
         data["scope"] = scope.split()
@@ -35,8 +39,18 @@ def to_envelope(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def serialize(envelope: Mapping[str, Any]) -> bytes:
-    """One NDJSON line, deterministic for a given record so a resend is byte-identical."""
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    """One NDJSON line, deterministic for a given record so a resend is byte-identical.
+
+    orjson writes the same bytes as ``json.dumps(ensure_ascii=False, separators=(",", ":"))``
+    about ten times faster, which is most of the job's CPU at Auth0's fastest rate. What it
+    refuses (integers beyond 64 bits, lone surrogates) the standard library writes, escaping
+    non-ASCII so a lone surrogate survives as ``\\ud800``. (orjson would write NaN as null, but
+    records never hold one: the source refuses non-JSON numbers.)
+    """
+    try:
+        return orjson.dumps(envelope, option=orjson.OPT_APPEND_NEWLINE)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(envelope, separators=(",", ":")).encode() + b"\n"
 
 
 def _describe(record: Mapping[str, Any]) -> str:

@@ -540,7 +540,7 @@ def _execute(
         sink=clients.events,
         state=current,
         save=save,
-        options=_options(request),
+        options=_options(request, clients.pacer),
         stopper=request.stopper,
         progress=progress,
         landed_between=landed_between if clients.can_read else None,
@@ -592,7 +592,7 @@ def _fill(report: Report, totals: RunTotals, current: RunState, clients: _Client
         _note(report, f"{totals.undated} records had no readable date.")
 
 
-def _options(request: JobRequest) -> RunOptions:
+def _options(request: JobRequest, pacer: Pacer | None = None) -> RunOptions:
     settings = request.settings
     # With the data source as the checkpoint, rows must land strictly in order, each append in
     # one monthly partition (so it lands whole): one cursor, one append at a time.
@@ -611,6 +611,7 @@ def _options(request: JobRequest) -> RunOptions:
         shutdown_grace=settings.shutdown_grace,
         resume_settle=settings.resume_settle,
         flush_seconds=settings.flush_seconds,
+        rate_limited=(lambda: pacer.saturated) if pacer is not None else (lambda: False),
     )
 
 

@@ -67,6 +67,7 @@ class Pacer:
         self.requests = 0
         self.throttled = 0
         self.waited = 0.0
+        self.waiting = 0  # callers blocked right now: the limit, not the cursors, sets the pace
 
     # -- what the clients call ------------------------------------------------------------
 
@@ -74,14 +75,18 @@ class Pacer:
         """Block until a request may leave; returns a ticket for ``observe``/``forget``."""
         with self._cond:
             started = self._clock()
-            while True:
-                if self._stopped:
-                    raise PacerStopped
-                ticket, wait = self._try_acquire()
-                if ticket is not None:
-                    self.waited += self._clock() - started
-                    return ticket
-                self._cond.wait(timeout=min(wait, 1.0))
+            self.waiting += 1
+            try:
+                while True:
+                    if self._stopped:
+                        raise PacerStopped
+                    ticket, wait = self._try_acquire()
+                    if ticket is not None:
+                        self.waited += self._clock() - started
+                        return ticket
+                    self._cond.wait(timeout=min(wait, 1.0))
+            finally:
+                self.waiting -= 1
 
     def observe(self, ticket: int, status: int, headers: Mapping[str, str]) -> None:
         """Learn from an answer: the server's view of the bucket."""
@@ -99,6 +104,11 @@ class Pacer:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+
+    @property
+    def saturated(self) -> bool:
+        """Requests are waiting for the rate limit: more cursors would not read faster."""
+        return self.waiting > 0
 
     @property
     def learned_rate(self) -> float | None:
@@ -176,37 +186,42 @@ class Pacer:
                 self._rate *= 0.9  # we overestimated: back off for good, the window re-learns
             return
         if server_at > self._freshest:
-            # The freshest word from the server. Requests still in flight may or may not have
-            # been counted in it (concurrent requests reach the server in any order): assume
-            # they all will be, which only keeps a few more tokens in the bucket.
+            # The freshest word from the server. Requests sent after this one are not in it.
+            # Those sent shortly before may not be either (round trips vary): count them too.
+            # Only those sent well before (half a round trip) reached the server first.
             self._freshest = server_at
+            settled = sent_at - (now - sent_at) / 2 if sent_at is not None else now
+            uncounted = sum(1 for sent in self._in_flight.values() if sent > settled)
             refill_since = (self._rate or 0.0) * self._safety * (now - server_at)
-            self._tokens = min(float(limit), remaining + refill_since - len(self._in_flight))
+            self._tokens = min(float(limit), remaining + refill_since - uncounted)
             self._updated = now
         self._learn(_Sample(server_at, remaining, ticket))
 
     def _learn(self, sample: _Sample) -> None:
         """Refill rate = (tokens regained + requests counted) / time, over recent windows.
 
-        A window across a moment the bucket was full undercounts (refill beyond the bucket's
-        size is lost), so it only gives a lower bound; a window since the last full moment is
-        exact. The larger of the two wins: small buckets (free plan: 2) are full too often for
-        clean windows at first, and the lower bound gets the pacer going until they appear.
+        A window since the bucket was last full is exact. A window across a moment it was full
+        undercounts (refill beyond the bucket's size is lost): a lower bound only, so it can
+        only raise the estimate. And a full bucket means tokens went unused, so the estimate
+        was low: nudge it up. Small buckets (free plan: 2) are full too often for exact windows
+        until the nudges make the pacer send fast enough; a 429 takes a tenth off again.
         """
         assert self._limit is not None
-        if sample.remaining >= self._limit - 1:
+        full = sample.remaining >= self._limit - 1
+        if full:
             self._samples.clear()  # the bucket was full just before this request
         for window in (self._samples, self._history):
             window.append(sample)
             while len(window) > 2 and sample.at - window[0].at > _MAX_LEARNING_WINDOW:
                 window.popleft()
-        estimates = [
-            estimate
-            for estimate in (self._estimate(self._samples), self._estimate(self._history))
-            if estimate is not None
-        ]
-        if estimates:
-            self._rate = max(estimates)
+        exact = self._estimate(self._samples)
+        lower = self._estimate(self._history)
+        if exact is not None:
+            self._rate = exact
+        elif lower is not None:
+            self._rate = max(lower, self._rate or 0.0)
+        if full and self._rate:
+            self._rate *= 1.02
 
     def _estimate(self, window: deque[_Sample]) -> float | None:
         first, last = window[0], window[-1]

@@ -36,7 +36,7 @@ from backfill.errors import (
 from backfill.log_ids import order_key, synthesize, write_time
 from backfill.pacer import PacerStopped
 from backfill.state import Gap, PendingAppend, RangeState, RunState
-from backfill.timeutil import humanize, iso, parse_record_date, utcnow
+from backfill.timeutil import humanize, iso, parse_record_date, stamp, utcnow
 from backfill.tinybird_sink import AppendResult
 
 log = logging.getLogger("backfill.pipeline")
@@ -123,6 +123,9 @@ class RunOptions:
     resume_settle: float = 5.0
     flush_seconds: float = 60.0  # send a range's batch at least this often
     take: int = 100
+    # True while the source's rate limit, not the number of cursors, sets the pace: then an idle
+    # cursor splitting a range would only add partial pages and re-read margins.
+    rate_limited: Callable[[], bool] = lambda: False
 
 
 @dataclass
@@ -370,6 +373,8 @@ class Pipeline:
         page. Both halves are in the state file before either reads on.
         """
         margin = self._options.late_margin
+        if self._options.rate_limited():
+            return None
         with self._lock:
             best: tuple[float, _RangeRun, datetime, datetime] | None = None
             now = self._now()
@@ -566,9 +571,10 @@ class _RangeReader:
         self.run = run
         self.options = pipeline._options
         item = run.state
-        self.lower = _parse(item.start)
-        self.upper: datetime | None = None
-        self.stop_at: datetime | None = None
+        # Dates are compared as canonical stamps (timeutil.stamp): strings, cheap per record.
+        self.lower = stamp(item.start)
+        self.upper: str | None = None
+        self.stop_at: str | None = None
         self.refresh_end()
         self.builder = BatchBuilder(self.options.limits, item.id, clock=pipeline._clock)
         self.last_consumed: str | None = None
@@ -598,8 +604,9 @@ class _RangeReader:
 
     def refresh_end(self) -> None:
         """The range's end, which a split may have moved closer (caller holds the lock)."""
-        self.upper = _parse(self.run.state.end)
-        self.stop_at = self.upper + self.options.late_margin if self.upper else None
+        end = _parse(self.run.state.end)
+        self.upper = iso(end) if end else None
+        self.stop_at = iso(end + self.options.late_margin) if end else None
 
     def fetched(self, page: list[Record]) -> None:
         """Record how far this range has fetched, then take its current end: a split after
@@ -618,7 +625,7 @@ class _RangeReader:
     def read_page(self, page: list[Record], position: str) -> str | None:
         """Consume one page; the next position, or None when the range's reading is over."""
         self.fetched(page)
-        last_date: datetime | None = None
+        last_date: str | None = None
         try:
             for record in page:
                 date = self.date_of(record)
@@ -632,11 +639,11 @@ class _RangeReader:
                 read=len(page), filtered=self.filtered, outside=self.outside, undated=self.undated
             )
             self.filtered = self.outside = self.undated = 0
-            self.pipeline._progress.advance(self.run.state.id, last_date, len(page))
+            self.pipeline._progress.advance(self.run.state.id, _parse(last_date), len(page))
         if len(page) < self.options.take:
             # Caught up with what Auth0 has written. A bounded range whose end lies further back
             # than the late margin is complete: every log dated before it has been written.
-            complete = self.stop_at is not None and self.pipeline._now() >= self.stop_at
+            complete = self.stop_at is not None and iso(self.pipeline._now()) >= self.stop_at
             self.finish(completes=complete)
             return None
         if self.builder.consumed and (
@@ -648,15 +655,17 @@ class _RangeReader:
             self.flush()
         return str(page[-1]["log_id"]) if page else position
 
-    def date_of(self, record: Record) -> datetime | None:
-        date = parse_record_date(record.get("date"))
+    def date_of(self, record: Record) -> str | None:
+        """The record's date as a stamp; without one, the write time its id carries."""
+        date = stamp(record.get("date"))
         if date is None:
             self.undated += 1
             log_id = record.get("log_id")
-            date = write_time(log_id) if isinstance(log_id, str) else None
+            written = write_time(log_id) if isinstance(log_id, str) else None
+            date = iso(written) if written else None
         return date
 
-    def consume(self, record: Record, date: datetime | None = None) -> None:
+    def consume(self, record: Record, date: str | None = None) -> None:
         envelope = to_envelope(record)  # raises on a record without a log_id
         log_id: str = envelope["log_id"]
         if date is None:
@@ -678,7 +687,7 @@ class _RangeReader:
         raw_date = record.get("date")
         self.last_consumed_date = raw_date if isinstance(raw_date, str) else None
 
-    def in_range(self, date: datetime | None) -> bool:
+    def in_range(self, date: str | None) -> bool:
         if date is None:
             return True  # no date and no readable id: only a single-range run reads it
         if self.lower is not None and date < self.lower:
@@ -730,7 +739,7 @@ class _RangeReader:
             gap.after_date,
             gap.resumed_at_date,
         )
-        gone = self.upper is not None and oldest_date is not None and self.upper <= oldest_date
+        gone = self.upper is not None and oldest_date is not None and self.upper <= iso(oldest_date)
         mark = self.close()
         mark.ends_range = mark.completes_range = gone
         self.pipeline.reposition(self.run, mark, str(oldest["log_id"]), gap)

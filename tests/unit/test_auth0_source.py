@@ -177,3 +177,41 @@ def test_get_returns_none_on_404() -> None:
     assert client(lambda request: httpx.Response(404, json={})).get(ID.format(1)) is None
     body = json.dumps(record(1)).encode()
     assert client(lambda request: httpx.Response(200, content=body)).get(ID.format(1)) == record(1)
+
+
+def test_non_json_numbers_are_refused_not_rewritten() -> None:
+    body = b'[{"log_id": "90020261101000000000000000000000000000000000000000000002", "n": NaN}]'
+    with pytest.raises(DataError, match="NaN"):
+        client(lambda request: httpx.Response(200, content=body)).page_after(ID.format(1))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"n": 123456789012345678901234567890}]',
+        b'[{"n": -123456789012345678901234567890, "x": "a"}]',
+        b'[{"n":[1,12345678901234567890]}]',
+    ],
+)
+def test_parsing_keeps_integers_beyond_64_bits(body: bytes) -> None:
+    from backfill.auth0_source import parse_json
+
+    assert parse_json(body) == json.loads(body)
+    assert all(isinstance(value, int) for value in _numbers(parse_json(body)))
+
+
+def _numbers(value: object) -> list[object]:
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in _numbers(item)]
+    if isinstance(value, list):
+        return [n for item in value for n in _numbers(item)]
+    return [value] if isinstance(value, int | float) and not isinstance(value, bool) else []
+
+
+def test_parsing_is_exact_for_ordinary_pages_and_refuses_truncation() -> None:
+    from backfill.auth0_source import parse_json
+
+    body = json.dumps([record(2), {"log_id": ID.format(3), "f": 0.1, "u": "ü", "n": None}]).encode()
+    assert parse_json(body) == json.loads(body)
+    with pytest.raises(ValueError):
+        parse_json(body[:-7])

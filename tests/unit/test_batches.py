@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import UTC, datetime
 
 from backfill.batches import BatchBuilder, BatchLimits
 from backfill.envelope import serialize
@@ -12,7 +11,7 @@ def line(index: int, size: int = 10) -> bytes:
     return serialize({"log_id": f"{index:05d}", "data": {"pad": "x" * size}})
 
 
-def fill(builder: BatchBuilder, lines: list[tuple[bytes, datetime]]) -> list:
+def fill(builder: BatchBuilder, lines: list[tuple[bytes, str]]) -> list:
     batches = []
     for raw, date in lines:
         if not builder.fits(len(raw), date):
@@ -23,13 +22,13 @@ def fill(builder: BatchBuilder, lines: list[tuple[bytes, datetime]]) -> list:
 
 
 def test_row_limit() -> None:
-    day = datetime(2026, 11, 1, tzinfo=UTC)
+    day = "2026-11-01T00:00:00.000Z"
     batches = fill(BatchBuilder(BatchLimits(max_rows=3), 0), [(line(i), day) for i in range(7)])
     assert [batch.rows for batch in batches] == [3, 3, 1]
 
 
 def test_byte_limit_counts_uncompressed_bytes() -> None:
-    day = datetime(2026, 11, 1, tzinfo=UTC)
+    day = "2026-11-01T00:00:00.000Z"
     one = len(line(0, 100))
     batches = fill(
         BatchBuilder(BatchLimits(max_bytes=one * 2 + 1), 0), [(line(i, 100), day) for i in range(5)]
@@ -39,13 +38,13 @@ def test_byte_limit_counts_uncompressed_bytes() -> None:
 
 
 def test_at_most_two_calendar_months() -> None:
-    dates = [datetime(2026, month, 28, tzinfo=UTC) for month in (1, 1, 2, 3, 3, 4)]
+    dates = [f"2026-{month:02d}-28T00:00:00.000Z" for month in (1, 1, 2, 3, 3, 4)]
     batches = fill(BatchBuilder(BatchLimits(), 0), [(line(i), d) for i, d in enumerate(dates)])
     assert [batch.rows for batch in batches] == [3, 3]
 
 
 def test_body_is_gzip_ndjson_and_deterministic() -> None:
-    day = datetime(2026, 11, 1, tzinfo=UTC)
+    day = "2026-11-01T00:00:00.000Z"
     rows = [(line(i), day) for i in range(50)]
     first = fill(BatchBuilder(BatchLimits(), 0), rows)[0]
     second = fill(BatchBuilder(BatchLimits(), 0), rows)[0]
@@ -56,7 +55,7 @@ def test_body_is_gzip_ndjson_and_deterministic() -> None:
 
 
 def test_halves_and_without() -> None:
-    day = datetime(2026, 11, 1, tzinfo=UTC)
+    day = "2026-11-01T00:00:00.000Z"
     batch = fill(BatchBuilder(BatchLimits(), 4), [(line(i), day) for i in range(5)])[0]
     first, second = batch.halves()
     assert (first.rows, second.rows) == (2, 3)

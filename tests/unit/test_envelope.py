@@ -92,3 +92,22 @@ def test_the_rate_limit_body_is_not_a_record() -> None:
     )
     with pytest.raises(DataError):
         to_envelope(body)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**70, "lone \ud800 surrogate", 1e-7, {"nested": [1, 2.5, None, True, "ü"]}],
+    ids=["big-int", "surrogate", "float", "nested"],
+)
+def test_serialization_keeps_every_value_exactly(value: object) -> None:
+    envelope = to_envelope({"log_id": "1", "details": {"value": value}})
+    line = serialize(envelope)
+    assert json.loads(line) == json.loads(json.dumps(envelope))
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+
+
+def test_the_fast_path_writes_the_bytes_the_standard_library_would() -> None:
+    for path in RECORDS:
+        envelope = to_envelope(as_api_record(json.loads(path.read_text())))
+        expected = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+        assert serialize(envelope) == expected + b"\n"

@@ -6,7 +6,6 @@ import gzip
 import json
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -24,7 +23,7 @@ from backfill.retry import RetryPolicy
 from backfill.tinybird_sink import TinybirdEvents
 
 Handler = Callable[[httpx.Request], httpx.Response]
-DAY = datetime(2026, 11, 1, tzinfo=UTC)
+DAY = "2026-11-01T00:00:00.000Z"
 
 
 def batch(rows: int = 8):  # type: ignore[no-untyped-def]
