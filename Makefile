@@ -25,8 +25,8 @@ test: $(STAMP) ## Run the whole test suite (unit, sandbox, end-to-end, fault dri
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff lint and format check
-	$(BIN)/ruff check backfill tests
-	$(BIN)/ruff format --check backfill tests
+	$(BIN)/ruff check backfill tests bench
+	$(BIN)/ruff format --check backfill tests bench
 
 types: $(STAMP) ## mypy --strict
 	$(BIN)/mypy
@@ -34,17 +34,17 @@ types: $(STAMP) ## mypy --strict
 check: lint types test ## Everything CI runs: lint, types, tests
 
 bench: $(STAMP) ## Throughput per plan profile vs the rate-limit ceiling and a naive loop
-	$(BIN)/python -m backfill.bench
+	$(BIN)/python -m bench.run
 
 bench-memory: $(STAMP) ## Peak RSS of a 1,000,000-log backfill
-	$(BIN)/python -m backfill.bench --memory
+	$(BIN)/python -m bench.run --memory
 
 sandbox: $(STAMP) ## Start the local Auth0 + Tinybird sandbox and print its environment
 	$(BIN)/auth0-backfill sandbox
 
 format: $(STAMP) ## Format the code
-	$(BIN)/ruff format backfill tests
-	$(BIN)/ruff check --fix backfill tests
+	$(BIN)/ruff format backfill tests bench
+	$(BIN)/ruff check --fix backfill tests bench
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo .bench
