@@ -7,11 +7,11 @@ everything the operator is told comes back in a ``Report``.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import httpx
 
-from backfill import __version__, logsetup
+from backfill import __version__, live_stream, logsetup
 from backfill import state as state_file
 from backfill.auth0_source import Auth0Logs, ClientCredentialsToken, StaticToken, TokenSource
 from backfill.batches import Batch, BatchLimits
@@ -39,14 +39,13 @@ from backfill.progress import Coverage, ProgressReporter
 from backfill.retry import RetryPolicy
 from backfill.settings import Settings
 from backfill.state import PendingAppend, RangeState, RunState
-from backfill.timeutil import clickhouse_literal, iso, parse_record_date, utcnow
+from backfill.timeutil import iso, parse_record_date, utcnow
 from backfill.tinybird_sink import (
     AppendResult,
     TinybirdEvents,
     TinybirdQuery,
     landed_log_ids,
     log_ids_between,
-    quote,
     region_hint,
 )
 
@@ -391,8 +390,6 @@ def _load_state(request: JobRequest) -> RunState | None:
 def _foreign(path: Path) -> bool:
     """A readable JSON file that is not ours: never overwrite it, not even with --restart."""
     try:
-        import json
-
         document = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return False
@@ -519,7 +516,7 @@ def _execute(
     stream_start = parse_record_date(current.started_with.get("until_stream_start"))
     if stream_start is not None:
         margin = timedelta(seconds=settings.late_margin_seconds)
-        already_there = _ids_dated_between(
+        already_there = live_stream.ids_dated_between(
             query, settings.datasource, stream_start - margin, stream_start + margin
         )
         log.info(
@@ -620,16 +617,6 @@ def _note(report: Report, note: str) -> None:
     log.info("note %r", note)
 
 
-def _ids_dated_between(
-    query: TinybirdQuery, datasource: str, low: datetime, high: datetime
-) -> set[str]:
-    rows = query.sql(
-        f"SELECT log_id FROM {datasource} WHERE date >= {clickhouse_literal(low)} "
-        f"AND date < {clickhouse_literal(high)}"
-    )
-    return {str(row["log_id"]) for row in rows}
-
-
 def _stream_start(clients: _Clients, settings: Settings, report: Report) -> datetime | None:
     """The earliest date already in the data source: where the live stream began."""
     assert clients.query is not None
@@ -638,16 +625,13 @@ def _stream_start(clients: _Clients, settings: Settings, report: Report) -> date
             "--until-stream-start needs to read the data source, and the token cannot.",
             hint="Set TINYBIRD_READ_TOKEN to a token with DATASOURCES:READ on it.",
         )
-    rows = clients.query.sql(
-        f"SELECT count() AS rows, toString(min(date)) AS first FROM {settings.datasource}"
-    )
-    if not rows or int(rows[0].get("rows") or 0) == 0:
+    first = live_stream.stream_began(clients.query, settings.datasource)
+    if first is None:
         _note(report, "The data source is empty: no live stream yet, going until caught up.")
         return None
-    first = _clickhouse_date(rows[0]["first"])
     _note(
         report,
-        f"The live stream's first event in Tinybird is at {rows[0]['first']}: "
+        f"The live stream's first event in Tinybird is at {iso(first)}: "
         "backfilling up to it (exclusive).",
     )
     return first
@@ -666,17 +650,11 @@ def _from_tinybird(clients: _Clients, settings: Settings, report: Report) -> Run
             "cannot read it.",
             hint="Set TINYBIRD_READ_TOKEN to a token with DATASOURCES:READ on it.",
         )
-    rows = query.sql(
-        f"SELECT count() AS rows, max(log_id) AS last, toString(max(date)) AS newest "
-        f"FROM {settings.datasource}"
-    )
-    count = int(rows[0]["rows"]) if rows else 0
-    if count == 0:
+    last = live_stream.greatest_log_id(query, settings.datasource)
+    if last is None:
         _note(report, "The data source is empty: starting as flags say (or from the oldest log).")
-        fresh = _fresh_state(clients, settings, report, end=settings.until_date, cursors=1)
-        return fresh
-    last = str(rows[0]["last"])
-    _refuse_if_streamed(clients, settings, last)
+        return _fresh_state(clients, settings, report, end=settings.until_date, cursors=1)
+    live_stream.refuse_unless_own_rows(clients.auth0, query, settings)
     _note(report, f"Resuming after {last}, the greatest log_id in {settings.datasource}.")
     current = state_file.new_state(
         tenant=settings.auth0_domain,
@@ -694,77 +672,6 @@ def _from_tinybird(clients: _Clients, settings: Settings, report: Report) -> Run
         )
     ]
     return current
-
-
-def _refuse_if_streamed(clients: _Clients, settings: Settings, last: str) -> None:
-    """The data source must hold only this job's rows, gap-free up to ``last``.
-
-    Rows newer than the job's own (a live Log Stream writing to the same data source) would make
-    the greatest log_id skip history. Two signs: Auth0 lists a stream that sends to this data
-    source; or the data has a hole where Auth0 has logs.
-    """
-    streams = clients.auth0.log_streams()
-    host = urllib.parse.urlsplit(settings.tinybird_host).netloc
-    for stream in streams or []:
-        sink = stream.get("sink") if isinstance(stream.get("sink"), dict) else {}
-        endpoint = str((sink or {}).get("httpEndpoint", ""))
-        if (
-            stream.get("status", "active") == "active"
-            and host in endpoint
-            and f"name={settings.datasource}" in endpoint
-        ):
-            raise StateError(
-                f"--resume-from-tinybird refused: Auth0 Log Stream {stream.get('name')!r} sends "
-                f"to {settings.datasource} at {settings.tinybird_host}, so the greatest log_id "
-                "there is the stream's, and resuming after it would skip history.",
-                hint="Keep a state file between runs instead (--state on a volume), or backfill "
-                "only the gap before the stream with --until-stream-start.",
-            )
-    if streams is None:
-        log.info("resume_from_tinybird log_streams=unchecked reason='token lacks read:log_streams'")
-    query = clients.query
-    assert query is not None
-    keep = type_filter(settings.types, settings.exclude_types)
-    gaps = query.sql(
-        "SELECT toString(previous) AS after, toString(date) AS before FROM ("
-        "SELECT date, lagInFrame(date) OVER (ORDER BY date ROWS BETWEEN 1 PRECEDING AND "
-        "CURRENT ROW) AS previous, row_number() OVER (ORDER BY date) AS position "
-        f"FROM {settings.datasource}) WHERE position > 1 "
-        f"AND dateDiff('second', previous, date) > {HOLE_SECONDS} "
-        "ORDER BY dateDiff('second', previous, date) DESC LIMIT 5"
-    )
-    for gap in gaps:
-        after = _clickhouse_date(gap["after"])
-        before = _clickhouse_date(gap["before"])
-        if after is None or before is None:
-            continue
-        found = clients.auth0.search(q=f"date:{{{iso(after)} TO {iso(before)}}}", sort="date:1")
-        wanted = {
-            str(record["log_id"]) for record in found if keep is None or keep(record.get("type"))
-        }
-        if wanted:
-            # Rows Tinybird quarantined are no hole: they were sent.
-            listed = ", ".join(quote(log_id) for log_id in sorted(wanted))
-            quarantined = query.sql(
-                f"SELECT log_id FROM {settings.datasource}_quarantine WHERE log_id IN ({listed})"
-            )
-            wanted -= {str(row["log_id"]) for row in quarantined}
-        if wanted:
-            raise StateError(
-                f"--resume-from-tinybird refused: {settings.datasource} has no rows between "
-                f"{iso(after)} and {iso(before)}, but Auth0 has logs there (e.g. "
-                f"{min(wanted)}). Rows after that hole are not this job's own (a live stream, "
-                "another writer?), and resuming after the greatest log_id would skip history.",
-                hint="Backfill the hole with --from-date/--until-date and a state file, or keep "
-                "a state file between runs.",
-            )
-
-
-HOLE_SECONDS = 900  # quieter stretches than this are asked about: does Auth0 have logs there?
-
-
-def _clickhouse_date(value: object) -> datetime | None:
-    return parse_record_date(str(value).replace(" ", "T") + "Z") if value else None
 
 
 # -- dry run ------------------------------------------------------------------------------------

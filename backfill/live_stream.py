@@ -1,0 +1,113 @@
+"""Working alongside the live Log Stream: where its data begins, which rows it already
+delivered near that point, and whether a data source holds only this job's rows (the condition
+for taking the resume point from the data itself)."""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from datetime import datetime
+
+from backfill.auth0_source import Auth0Logs
+from backfill.errors import StateError
+from backfill.event_types import type_filter
+from backfill.settings import Settings
+from backfill.timeutil import clickhouse_literal, iso, parse_record_date
+from backfill.tinybird_sink import TinybirdQuery, quote
+
+log = logging.getLogger("backfill.live_stream")
+
+HOLE_SECONDS = 900  # quieter stretches than this are asked about: does Auth0 have logs there?
+
+
+def stream_began(query: TinybirdQuery, datasource: str) -> datetime | None:
+    """The earliest date in the data source (where the live stream began), None when empty."""
+    rows = query.sql(f"SELECT count() AS rows, toString(min(date)) AS first FROM {datasource}")
+    if not rows or int(rows[0].get("rows") or 0) == 0:
+        return None
+    return clickhouse_date(rows[0]["first"])
+
+
+def greatest_log_id(query: TinybirdQuery, datasource: str) -> str | None:
+    """The greatest log_id in the data source (ids order as Auth0's cursor), None when empty."""
+    rows = query.sql(f"SELECT count() AS rows, max(log_id) AS last FROM {datasource}")
+    if not rows or int(rows[0].get("rows") or 0) == 0:
+        return None
+    return str(rows[0]["last"])
+
+
+def ids_dated_between(
+    query: TinybirdQuery, datasource: str, low: datetime, high: datetime
+) -> set[str]:
+    rows = query.sql(
+        f"SELECT log_id FROM {datasource} WHERE date >= {clickhouse_literal(low)} "
+        f"AND date < {clickhouse_literal(high)}"
+    )
+    return {str(row["log_id"]) for row in rows}
+
+
+def refuse_unless_own_rows(logs: Auth0Logs, query: TinybirdQuery, settings: Settings) -> None:
+    """The data source must hold only this job's rows, without holes.
+
+    Rows newer than the job's own (a live Log Stream writing to the same data source) would make
+    the greatest log_id skip history. Two signs: Auth0 lists a stream that sends to this data
+    source; or the data has a hole where Auth0 has logs.
+    """
+    streams = logs.log_streams()
+    host = urllib.parse.urlsplit(settings.tinybird_host).netloc
+    for stream in streams or []:
+        sink = stream.get("sink") if isinstance(stream.get("sink"), dict) else {}
+        endpoint = str((sink or {}).get("httpEndpoint", ""))
+        if (
+            stream.get("status", "active") == "active"
+            and host in endpoint
+            and f"name={settings.datasource}" in endpoint
+        ):
+            raise StateError(
+                f"--resume-from-tinybird refused: Auth0 Log Stream {stream.get('name')!r} sends "
+                f"to {settings.datasource} at {settings.tinybird_host}, so the greatest log_id "
+                "there is the stream's, and resuming after it would skip history.",
+                hint="Keep a state file between runs instead (--state on a volume), or backfill "
+                "only the gap before the stream with --until-stream-start.",
+            )
+    if streams is None:
+        log.info("resume_from_tinybird log_streams=unchecked reason='token lacks read:log_streams'")
+    keep = type_filter(settings.types, settings.exclude_types)
+    gaps = query.sql(
+        "SELECT toString(previous) AS after, toString(date) AS before FROM ("
+        "SELECT date, lagInFrame(date) OVER (ORDER BY date ROWS BETWEEN 1 PRECEDING AND "
+        "CURRENT ROW) AS previous, row_number() OVER (ORDER BY date) AS position "
+        f"FROM {settings.datasource}) WHERE position > 1 "
+        f"AND dateDiff('second', previous, date) > {HOLE_SECONDS} "
+        "ORDER BY dateDiff('second', previous, date) DESC LIMIT 5"
+    )
+    for gap in gaps:
+        after = clickhouse_date(gap["after"])
+        before = clickhouse_date(gap["before"])
+        if after is None or before is None:
+            continue
+        found = logs.search(q=f"date:{{{iso(after)} TO {iso(before)}}}", sort="date:1")
+        wanted = {
+            str(record["log_id"]) for record in found if keep is None or keep(record.get("type"))
+        }
+        if wanted:
+            # Rows Tinybird quarantined are no hole: they were sent.
+            listed = ", ".join(quote(log_id) for log_id in sorted(wanted))
+            quarantined = query.sql(
+                f"SELECT log_id FROM {settings.datasource}_quarantine WHERE log_id IN ({listed})"
+            )
+            wanted -= {str(row["log_id"]) for row in quarantined}
+        if wanted:
+            raise StateError(
+                f"--resume-from-tinybird refused: {settings.datasource} has no rows between "
+                f"{iso(after)} and {iso(before)}, but Auth0 has logs there (e.g. "
+                f"{min(wanted)}). Rows after that hole are not this job's own (a live stream, "
+                "another writer?), and resuming after the greatest log_id would skip history.",
+                hint="Backfill the hole with --from-date/--until-date and a state file, or keep "
+                "a state file between runs.",
+            )
+
+
+def clickhouse_date(value: object) -> datetime | None:
+    """A DateTime64 as Tinybird's JSON answers carry it (``2026-11-03 03:06:05.696``, UTC)."""
+    return parse_record_date(str(value).replace(" ", "T") + "Z") if value else None
