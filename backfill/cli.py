@@ -23,7 +23,13 @@ import httpx
 
 from backfill import __version__, logsetup
 from backfill import state as state_file
-from backfill.errors import BackfillError, CheckFailedError, ConfigError, StateError
+from backfill.errors import (
+    BackfillError,
+    CheckFailedError,
+    ConfigError,
+    SomeTenantsFailedError,
+    StateError,
+)
 from backfill.job import JobRequest, Report, open_clients, run_job, run_tenants
 from backfill.pipeline import Stopper
 from backfill.preflight import CheckResult, Preflight, exit_status
@@ -439,8 +445,6 @@ def _finish(
 
 
 def _mixed_exit(reports: list[Report]) -> int:
-    from backfill.errors import SomeTenantsFailedError
-
     failed = [report for report in reports if report.exit_code]
     if not failed:
         return 0

@@ -29,6 +29,7 @@ from backfill.errors import (
     Interrupted,
     StateError,
     TinybirdAuthError,
+    TinybirdNotFoundError,
 )
 from backfill.event_types import type_filter
 from backfill.log_ids import write_time
@@ -317,8 +318,6 @@ def _preflight_tinybird(clients: _Clients, settings: Settings, report: Report) -
 
 
 def _missing_datasource(settings: Settings) -> BackfillError:
-    from backfill.errors import TinybirdNotFoundError
-
     return TinybirdNotFoundError(
         f"Tinybird at {settings.tinybird_host} has no data source {settings.datasource!r}.",
         hint="Create it from tinybird/auth0.datasource (the Log Stream's schema), or set "

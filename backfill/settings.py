@@ -396,10 +396,6 @@ def _check_consistency(settings: Settings) -> None:
         )
 
 
-def with_overrides(settings: Settings, **changes: Any) -> Settings:
-    return replace(settings, **changes)
-
-
 def _datasource_name(value: str) -> str:
     if not value.replace("_", "").isalnum() or value[0].isdigit():
         raise ConfigError(

@@ -93,7 +93,14 @@ class _SharedSession:
         with self._query_lock:
             self._session.close()
 
-    def run(self, sql: str, fmt: str = "CSV", database: str | None = None) -> bytes:
+    def run(
+        self,
+        sql: str,
+        fmt: str = "CSV",
+        database: str | None = None,
+        first: Sequence[str] = (),
+    ) -> bytes:
+        """Run ``sql`` (after the ``first`` statements, with no other statement in between)."""
         from chdb import ChdbError
 
         with self._query_lock:
@@ -101,6 +108,8 @@ class _SharedSession:
                 if database is not None and database != self._database:
                     self._session.query(f"USE `{database}`")
                     self._database = database
+                for statement in first:
+                    self._session.query(statement, fmt)
                 result = self._session.query(sql, fmt)
             # chdb raises chdb.ChdbError or chdb._exceptions.ChdbError (a RuntimeError).
             except (ChdbError, RuntimeError) as error:
@@ -203,9 +212,8 @@ class TinybirdStore:
         )
 
     def _flush_buffers(self) -> None:
-        for datasource in list(self._datasources.values()):
-            for table in (datasource.name, datasource.quarantine):
-                self._execute(f"OPTIMIZE TABLE {self._table(table)}")
+        for statement in self._flushes():
+            self._execute(statement)
 
     def datasource(self, name: str) -> Datasource | None:
         return self._datasources.get(name)
@@ -214,7 +222,8 @@ class TinybirdStore:
         return list(self._datasources)
 
     def row_count(self, table: str) -> int:
-        return int(self._chdb.run(f"SELECT count() FROM {self._table(table)}").strip() or 0)
+        answer = self._chdb.run(f"SELECT count() FROM {self._table(table)}", first=self._flushes())
+        return int(answer.strip() or 0)
 
     def truncate(self) -> None:
         # A Buffer cannot be truncated: flush it, then empty the table behind it.
@@ -231,7 +240,18 @@ class TinybirdStore:
 
     # -- queries ------------------------------------------------------------------------------
     def query(self, sql: str, fmt: str) -> bytes:
-        return self._chdb.run(sql, fmt, database=self.database)
+        # A read of a Buffer table racing its background flush can miss the rows being moved
+        # (seen: a query answering no rows at all). Flush every buffer first, in the same hold
+        # of the session (no insert can slip in), so the query reads the MergeTrees alone, as
+        # Tinybird's answers include every acknowledged row.
+        return self._chdb.run(sql, fmt, database=self.database, first=self._flushes())
+
+    def _flushes(self) -> list[str]:
+        return [
+            f"OPTIMIZE TABLE {self._table(table)}"
+            for datasource in list(self._datasources.values())
+            for table in (datasource.name, datasource.quarantine)
+        ]
 
     # -- ingestion ----------------------------------------------------------------------------
     def append_lines(self, name: str, lines: Sequence[bytes], import_id: str) -> AppendResult:
