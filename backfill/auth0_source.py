@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from backfill.errors import (
     Auth0CredentialsError,
@@ -316,10 +317,41 @@ class Auth0Logs:
 
 
 def parse_json(content: bytes) -> Any:
-    """Parse a body exactly. (orjson parses faster but turns integers beyond 64 bits into floats,
-    and telling whether a page holds one costs what it saves.) NaN and Infinity, which the
-    standard library would accept, are refused: they are not JSON."""
+    """Parse a body exactly, the way the standard library does, at orjson's speed.
+
+    orjson parses a page in a third of the time, and identically except for integers beyond 64
+    bits, which it silently turns into floats. Such a number is a run of 19 digits or more right
+    after ``[``, ``:``, ``,``, ``-`` or whitespace; a page with a run like that (rare: ids inside
+    strings follow a quote or a ``|``) is parsed by the standard library, as is one orjson
+    refuses (NaN and Infinity, lone surrogates, a truncated body). NaN and Infinity, which the
+    standard library would accept, are refused: they are not JSON.
+    """
+    if not _may_hold_big_integer(content):
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass  # the standard library decides: it explains, accepts or refuses
     return json.loads(content, parse_constant=_not_json)
+
+
+def _number_classes() -> bytes:
+    """A translation table: digits to ``0``, what may come right before a number to ``1``."""
+    table = bytearray(b"2" * 256)
+    for byte in b"0123456789":
+        table[byte] = ord("0")
+    for byte in b"[:,- \t\r\n":
+        table[byte] = ord("1")
+    return bytes(table)
+
+
+_NUMBER_CLASSES = _number_classes()
+_BIG_INTEGER_RUN = b"0" * 19  # 19 digits: the shortest integer that may not fit in 64 bits
+
+
+def _may_hold_big_integer(content: bytes) -> bool:
+    """Whether the body may hold an integer of 19 digits or more (in C: translate and find)."""
+    classes = content.translate(_NUMBER_CLASSES)
+    return classes.startswith(_BIG_INTEGER_RUN) or b"1" + _BIG_INTEGER_RUN in classes
 
 
 def _not_json(constant: str) -> Any:

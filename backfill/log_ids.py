@@ -19,11 +19,20 @@ def write_time(log_id: str) -> datetime | None:
     match = _OBSERVED_SHAPE.fullmatch(log_id)
     if match is None:
         return None
-    try:
-        whole = datetime.strptime(match.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    digits, fraction = match.groups()
+    try:  # by hand: strptime costs ten times more, and this runs for every page
+        return datetime(
+            int(digits[0:4]),
+            int(digits[4:6]),
+            int(digits[6:8]),
+            int(digits[8:10]),
+            int(digits[10:12]),
+            int(digits[12:14]),
+            int(fraction),
+            tzinfo=UTC,
+        )
     except ValueError:
         return None
-    return whole.replace(microsecond=int(match.group(2)))
 
 
 def has_observed_shape(log_id: str) -> bool:

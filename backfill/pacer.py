@@ -50,6 +50,7 @@ class Pacer:
         self._reserve = reserve
         self._safety = safety
         self._cond = threading.Condition()
+        self._turnstile = threading.Lock()
         self._limit: int | None = None
         self._rate: float | None = None
         self._tokens = 1.0  # before the first answer: one probe at a time
@@ -72,11 +73,16 @@ class Pacer:
     # -- what the clients call ------------------------------------------------------------
 
     def acquire(self) -> int:
-        """Block until a request may leave; returns a ticket for ``observe``/``forget``."""
+        """Block until a request may leave; returns a ticket for ``observe``/``forget``.
+
+        Callers queue on a turnstile, so only the one at the head polls the bucket: eight
+        cursors waking on every answer and every refill would cost more CPU than the requests.
+        """
+        started = self._clock()
         with self._cond:
-            started = self._clock()
             self.waiting += 1
-            try:
+        try:
+            with self._turnstile, self._cond:
                 while True:
                     if self._stopped:
                         raise PacerStopped
@@ -85,7 +91,8 @@ class Pacer:
                         self.waited += self._clock() - started
                         return ticket
                     self._cond.wait(timeout=min(wait, 1.0))
-            finally:
+        finally:
+            with self._cond:
                 self.waiting -= 1
 
     def observe(self, ticket: int, status: int, headers: Mapping[str, str]) -> None:

@@ -575,6 +575,7 @@ class _RangeReader:
         self.lower = stamp(item.start)
         self.upper: str | None = None
         self.stop_at: str | None = None
+        self.end_seen: str | None = None
         self.refresh_end()
         self.builder = BatchBuilder(self.options.limits, item.id, clock=pipeline._clock)
         self.last_consumed: str | None = None
@@ -604,6 +605,9 @@ class _RangeReader:
 
     def refresh_end(self) -> None:
         """The range's end, which a split may have moved closer (caller holds the lock)."""
+        if self.run.state.end == self.end_seen and self.stop_at is not None:
+            return  # unchanged (the common case, once a page)
+        self.end_seen = self.run.state.end
         end = _parse(self.run.state.end)
         self.upper = iso(end) if end else None
         self.stop_at = iso(end + self.options.late_margin) if end else None

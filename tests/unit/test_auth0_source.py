@@ -191,6 +191,9 @@ def test_non_json_numbers_are_refused_not_rewritten() -> None:
         b'[{"n": 123456789012345678901234567890}]',
         b'[{"n": -123456789012345678901234567890, "x": "a"}]',
         b'[{"n":[1,12345678901234567890]}]',
+        b"[1,\n 12345678901234567890]",
+        b'{"a":\t-1234567890123456789}',
+        b"123456789012345678901234",
     ],
 )
 def test_parsing_keeps_integers_beyond_64_bits(body: bytes) -> None:
@@ -206,6 +209,20 @@ def _numbers(value: object) -> list[object]:
     if isinstance(value, list):
         return [n for item in value for n in _numbers(item)]
     return [value] if isinstance(value, int | float) and not isinstance(value, bool) else []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"user_id": "google-oauth2|123456789012345678901", "n": 18446744073709551615}]',
+        b'[{"s": "\\ud800 alone"}]',  # a lone surrogate: orjson refuses, the standard library not
+        b'[{"f": 1.2345678901234567890123, "e": 1e-400}]',
+    ],
+)
+def test_parsing_matches_the_standard_library(body: bytes) -> None:
+    from backfill.auth0_source import parse_json
+
+    assert repr(parse_json(body)) == repr(json.loads(body))
 
 
 def test_parsing_is_exact_for_ordinary_pages_and_refuses_truncation() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import threading
+import time
 
 import pytest
 
-from backfill.pacer import Pacer
+from backfill.pacer import Pacer, PacerStopped
 
 
 class Bucket:
@@ -117,3 +119,44 @@ def test_an_endpoint_without_rate_limit_headers_is_not_paced() -> None:
     pacer.observe(first, 200, {})
     tickets = [pacer.acquire() for _ in range(50)]
     assert len(set(tickets)) == 50
+
+
+def test_waiting_cursors_queue_behind_one_poller_and_all_leave_on_stop() -> None:
+    pacer = Pacer()
+    first = pacer.acquire()
+    empty = {
+        "x-ratelimit-limit": "2",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": str(int(time.time()) + 30),
+    }
+    pacer.observe(first, 200, empty)
+    polls = 0
+    try_acquire = pacer._try_acquire
+
+    def counted() -> tuple[int | None, float]:
+        nonlocal polls
+        polls += 1
+        return try_acquire()
+
+    pacer._try_acquire = counted  # type: ignore[method-assign]
+    stopped: list[str] = []
+
+    def cursor(name: str) -> None:
+        try:
+            pacer.acquire()
+        except PacerStopped:
+            stopped.append(name)
+
+    threads = [threading.Thread(target=cursor, args=(f"c{i}",), daemon=True) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while pacer.waiting < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pacer.saturated and pacer.waiting == 8
+    assert polls <= 2, f"{polls} polls of an empty bucket by 8 waiting cursors"
+    pacer.stop()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert sorted(stopped) == sorted(f"c{i}" for i in range(8))
+    assert pacer.waiting == 0
