@@ -58,7 +58,8 @@ class Pacer:
         self._blocked_until = 0.0
         self._next_seq = 0
         self._in_flight: dict[int, float] = {}
-        self._freshest = float("-inf")  # server time of the answer the estimate rests on
+        self._freshest = float("-inf")
+        self._last_answer_at = float("-inf")  # server time of the answer the estimate rests on
         self._reset_at = 0.0  # when the server said tokens are next added (monotonic clock)
         self._samples: deque[_Sample] = deque()  # since the bucket was last full
         self._history: deque[_Sample] = deque()  # the last _MAX_LEARNING_WINDOW seconds
@@ -171,6 +172,7 @@ class Pacer:
     def _observe(self, ticket: int, status: int, headers: Mapping[str, str]) -> None:
         sent_at = self._in_flight.pop(ticket, None)
         now = self._clock()
+        last_answer_at, self._last_answer_at = self._last_answer_at, now
         limit = _int(header(headers, "x-ratelimit-limit"))
         remaining = _int(header(headers, "x-ratelimit-remaining"))
         if limit is None or remaining is None:
@@ -200,7 +202,15 @@ class Pacer:
             settled = sent_at - (now - sent_at) / 2 if sent_at is not None else now
             uncounted = sum(1 for sent in self._in_flight.values() if sent > settled)
             refill_since = (self._rate or 0.0) * self._safety * (now - server_at)
-            self._tokens = min(float(limit), remaining + refill_since - uncounted)
+            estimate = min(float(limit), remaining + refill_since - uncounted)
+            if not self._rate and sent_at is not None and sent_at < last_answer_at:
+                # Before the refill rate is known (the opening burst), answers to requests in
+                # flight together arrive in any order, and the middle of a round trip is only
+                # a guess at when the server counted one: a stale "remaining" would raise the
+                # estimate above the truth. Let such an answer lower it, never raise it.
+                self._refill(now)
+                estimate = min(estimate, self._tokens)
+            self._tokens = estimate
             self._updated = now
         self._learn(_Sample(server_at, remaining, ticket))
 
