@@ -58,8 +58,8 @@ class Pacer:
         self._blocked_until = 0.0
         self._next_seq = 0
         self._in_flight: dict[int, float] = {}
-        self._freshest = float("-inf")
-        self._last_answer_at = float("-inf")  # server time of the answer the estimate rests on
+        self._freshest = float("-inf")  # server time of the answer the estimate rests on
+        self._last_answer_at = float("-inf")  # when the latest answer arrived (monotonic clock)
         self._reset_at = 0.0  # when the server said tokens are next added (monotonic clock)
         self._samples: deque[_Sample] = deque()  # since the bucket was last full
         self._history: deque[_Sample] = deque()  # the last _MAX_LEARNING_WINDOW seconds
