@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from backfill.errors import RetriesExhaustedError, StateLockedError
 from backfill.event_types import catalog
 from backfill.sandbox.profiles import plan_profile
 from backfill.sandbox.runner import Sandbox, SandboxConfig
@@ -48,9 +49,10 @@ AUTH0_LATENCY = "30-120"
 TINYBIRD_LATENCY = "20-80"
 TINYBIRD_ACK_LATENCY = "100-400"
 WIDTH = 100
-EXIT_INTERRUPTED = 130
-EXIT_RETRIES_EXHAUSTED = 7
-EXIT_ANOTHER_RUN = 75
+# The job's exit codes, from its error tree.
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # as Interrupted(SIGINT) exits
+EXIT_RETRIES_EXHAUSTED = RetriesExhaustedError.exit_code
+EXIT_ANOTHER_RUN = StateLockedError.exit_code
 
 # -- .pipe files -------------------------------------------------------------------------------
 
