@@ -39,7 +39,7 @@ def test_from_date_until_caught_up(harness) -> None:  # type: ignore[no-untyped-
     assert summary["rows_sent"] == len(expected)
     assert summary["exactly_once"] is True
     # stdout is only the summary; logs are on stderr.
-    assert result.stdout.count("\n") == 1 and "range_done" in result.stderr
+    assert result.stdout.count("\n") == 1 and "plan ranges=" in result.stderr
 
 
 def test_from_date_until_date(harness) -> None:  # type: ignore[no-untyped-def]
