@@ -2,9 +2,10 @@
 
 auth0-python exchanges client credentials for a token. Its ``logs.list()`` cannot page by
 checkpoint (no ``from``/``take``, and its model rejects array scopes), so the logs themselves are
-read with httpx. Every request goes through the shared pacer and the shared retry policy; every
-answer is classified here, once: a result, a permanent error that says what to do, or a transient
-failure for the retry policy.
+read with a plain HTTP client: ``lean_http.LeanGetClient`` in the job, httpx through a proxy and
+in unit tests (their answers have the same shape). Every request goes through the shared pacer
+and the shared retry policy; every answer is classified here, once: a result, a permanent error
+that says what to do, or a transient failure for the retry policy.
 """
 
 from __future__ import annotations
@@ -48,6 +49,27 @@ class TokenSource(Protocol):
     def invalidate(self, token: str) -> bool:
         """Forget a rejected token; True when a fresh one can be had."""
         ...
+
+
+class Answer(Protocol):
+    """What the source reads of an HTTP answer: ``httpx.Response`` and ``LeanAnswer`` both."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def reason_phrase(self) -> str: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+
+
+class HttpGet(Protocol):
+    """``httpx.Client`` or ``LeanGetClient``: network failures raise ``httpx.TransportError``."""
+
+    def get(self, url: str, *, params: Mapping[str, Any], headers: Mapping[str, str]) -> Answer: ...
 
 
 class StaticToken:
@@ -166,7 +188,7 @@ class Auth0Logs:
         *,
         base_url: str,
         tokens: TokenSource,
-        http: httpx.Client,
+        http: HttpGet,
         retry: RetryPolicy,
         pacer: Pacer,
     ) -> None:
@@ -395,7 +417,7 @@ def _check_advances(checkpoint: str, records: list[Record]) -> None:
         previous = log_id
 
 
-def _auth0_message(response: httpx.Response) -> str:
+def _auth0_message(response: Answer) -> str:
     try:
         body = json.loads(response.content)
     except ValueError:

@@ -32,6 +32,7 @@ from backfill.errors import (
     TinybirdNotFoundError,
 )
 from backfill.event_types import type_filter
+from backfill.lean_http import LeanGetClient
 from backfill.log_ids import write_time
 from backfill.pacer import Pacer
 from backfill.pipeline import Pipeline, RunOptions, RunTotals, Stopper
@@ -239,6 +240,7 @@ def open_clients(settings: Settings, stopper: Stopper) -> Iterator[_Clients]:
         ),
         headers={"User-Agent": f"auth0-backfill/{__version__}"},
     )
+    lean: LeanGetClient | None = None
     logs: Auth0Logs | None = None
     if settings.auth0_base_url and settings.auth0_audience:
         tokens: TokenSource | None = None
@@ -254,10 +256,16 @@ def open_clients(settings: Settings, stopper: Stopper) -> Iterator[_Clients]:
                 retry=retry,
             )
         if tokens is not None:
+            # Most of the job's CPU at Auth0's fastest rate was httpx's request path (lean_http).
+            lean = LeanGetClient.for_origin(
+                settings.auth0_base_url,
+                timeout=settings.http_timeout,
+                headers={"User-Agent": f"auth0-backfill/{__version__}"},
+            )
             logs = Auth0Logs(
                 base_url=settings.auth0_base_url,
                 tokens=tokens,
-                http=http,
+                http=lean or http,
                 retry=retry,
                 pacer=pacer,
             )
@@ -271,6 +279,8 @@ def open_clients(settings: Settings, stopper: Stopper) -> Iterator[_Clients]:
         yield clients
     finally:
         http.close()
+        if lean is not None:
+            lean.close()
 
 
 def _attach_sink(clients: _Clients, settings: Settings) -> None:
