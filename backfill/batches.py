@@ -13,13 +13,21 @@ import gzip
 import hashlib
 import json
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from backfill.timeutil import stamp
 
-GZIP_LEVEL = 3  # most of level 9's ratio on JSON at a fraction of the CPU
+try:
+    # ISA-L's deflate: at Auth0's fastest rate zlib took a sixth of the job's CPU, ISA-L a
+    # quarter of that, and its level 1 compresses NDJSON as well as zlib's level 3.
+    from isal import isal_zlib as deflate
+
+    GZIP_LEVEL = 1
+except ImportError:  # no isal wheel for this machine (see pyproject.toml)
+    import zlib as deflate  # type: ignore[no-redef]
+
+    GZIP_LEVEL = 3  # most of level 9's ratio on JSON at a fraction of the CPU
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,7 @@ class BatchBuilder:
         self._reset()
 
     def _reset(self) -> None:
-        self._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip framing
+        self._compressor = deflate.compressobj(GZIP_LEVEL, deflate.DEFLATED, 31)  # 31: gzip
         self._chunks: list[bytes] = []
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -201,7 +209,7 @@ class BatchBuilder:
         return batch
 
 
-_CHUNK = 256 * 1024  # uncompressed bytes handed to zlib at a time
+_CHUNK = 256 * 1024  # uncompressed bytes handed to the compressor at a time
 
 
 def _month(stamp: str | None) -> str:

@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 
+import pytest
+
+from backfill import batches as batches_module
 from backfill.batches import BatchBuilder, BatchLimits
 from backfill.envelope import serialize
 
@@ -63,3 +67,16 @@ def test_halves_and_without() -> None:
     assert first.range_id == second.range_id == 4 and second.cursor_after == batch.cursor_after
     rest = batch.without({"00001", "00003"})
     assert rest.log_ids() == ["00000", "00002", "00004"]
+
+
+def test_without_isal_the_standard_library_compresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    day = "2026-11-01T00:00:00.000Z"
+    rows = [(line(i), day) for i in range(50)]
+    fast = fill(BatchBuilder(BatchLimits(), 0), rows)[0]
+    monkeypatch.setattr(batches_module, "deflate", zlib)
+    monkeypatch.setattr(batches_module, "GZIP_LEVEL", 3)
+    fallback = fill(BatchBuilder(BatchLimits(), 0), rows)[0]
+    assert (
+        gzip.decompress(fallback.body) == gzip.decompress(fast.body) == b"".join(r for r, _ in rows)
+    )
+    assert fallback.digest == fast.digest  # the digest is of the rows, not of their compression
