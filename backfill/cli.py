@@ -30,7 +30,14 @@ from backfill.errors import (
     SomeTenantsFailedError,
     StateError,
 )
-from backfill.job import JobRequest, Report, open_clients, run_job, run_tenants
+from backfill.job import (
+    JobRequest,
+    Report,
+    collect_garbage_less_often,
+    open_clients,
+    run_job,
+    run_tenants,
+)
 from backfill.pipeline import Stopper
 from backfill.preflight import CheckResult, Preflight, exit_status
 from backfill.settings import Settings, environment, resolve, resolve_tenants
@@ -216,6 +223,7 @@ def run(
                 )
                 for settings, stopper in zip(everyone, stoppers, strict=True)
             ]
+            collect_garbage_less_often()
             reports = [run_job(requests[0])] if single else run_tenants(requests)
         # A dry run to stdout keeps stdout pure NDJSON: its summary goes to stderr.
         _finish(reports, as_json=as_json, single=single, to_stderr=dry_run and output is None)

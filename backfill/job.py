@@ -7,6 +7,7 @@ everything the operator is told comes back in a ``Report``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import sys
@@ -157,6 +158,39 @@ def run_tenants(requests: list[JobRequest]) -> list[Report]:
     for thread in threads:
         thread.join()
     return [report for report in reports if report is not None]
+
+
+def collect_garbage_less_often() -> None:
+    """Tune the cycle collector for paging, once start-up is done.
+
+    Every page makes a few hundred containers that die with it; at the default threshold (700) a
+    collection ran every other page, and the full ones walked every imported module: about 8% of
+    the job's CPU at Auth0's fastest rate. Freezing what start-up built takes it out of every
+    collection, and a higher threshold collects a few times a minute instead of 8 times a second.
+    The garbage that needs the collector is freed after each append (``_CollectAfterAppend``).
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
+class _CollectAfterAppend:
+    """The Tinybird sink, followed by a full collection once each append is answered.
+
+    An httpx response holds itself in a reference cycle (``Response`` and its bound stream), and
+    with it the request and its body, a compressed batch: only the cycle collector frees them.
+    At the thresholds above that took so long that a 1,000,000-log run peaked at 170 MiB instead
+    of 110. A collection per batch frees each body as soon as its answer is in, for a few
+    milliseconds of CPU every few thousand logs.
+    """
+
+    def __init__(self, sink: TinybirdEvents) -> None:
+        self._sink = sink
+
+    def append(self, batch: Batch) -> AppendResult:
+        try:
+            return self._sink.append(batch)
+        finally:
+            gc.collect()
 
 
 def _failed(request: JobRequest, error: BackfillError) -> Report:
@@ -543,7 +577,7 @@ def _execute(
     run_started = iso(utcnow())
     pipeline = Pipeline(
         source=clients.auth0,
-        sink=clients.events,
+        sink=_CollectAfterAppend(clients.events),
         state=current,
         save=save,
         options=_options(request, clients.pacer),
