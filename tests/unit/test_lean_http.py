@@ -28,7 +28,10 @@ def answer(body: bytes, *, status: str = "200 OK", extra: str = "", close: bool 
 
 
 class ScriptedServer:
-    """Reads requests off each connection and writes what ``reply`` returns (None: hang up)."""
+    """Reads requests off each connection and writes what ``reply`` returns (None: hang up).
+
+    After answering ``GET /then-hang-up`` it closes the connection without saying so.
+    """
 
     def __init__(self, reply: Reply, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[tuple[int, str, dict[str, str]]] = []  # connection, line, headers
@@ -58,10 +61,11 @@ class ScriptedServer:
                         self.wfile.flush()
                         if b"Connection: close" in raw.split(b"\r\n\r\n")[0]:
                             return
+                        if line.startswith("GET /then-hang-up"):
+                            return  # unannounced, as an idle timeout on the server does
                 finally:
                     server.open_connections.discard(number)
 
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         if tls is not None:
@@ -118,10 +122,11 @@ def test_gzip_bodies_are_decoded(serve) -> None:
     assert got.content == b'[{"log_id": "1"}]'
 
 
-def test_a_connection_the_server_closed_while_idle_is_replaced(serve) -> None:
-    server = serve(lambda line, headers: answer(b"{}", close=line.startswith("GET /first")))
+@pytest.mark.parametrize("first", ["/then-hang-up", "/announced-close"])
+def test_a_connection_the_server_closed_while_idle_is_replaced(serve, first: str) -> None:
+    server = serve(lambda line, headers: answer(b"{}", close=line.startswith("GET /announced")))
     with LeanGetClient(server.origin, timeout=5) as client:
-        assert client.get(server.origin + "/first").status_code == 200
+        assert client.get(server.origin + first).status_code == 200
         time.sleep(0.2)  # the server has hung up by now
         assert client.get(server.origin + "/second").status_code == 200
     assert [number for number, _, _ in server.requests] == [1, 2]
