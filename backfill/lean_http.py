@@ -81,13 +81,14 @@ class LeanGetClient:
     ) -> LeanGetClient | None:
         """A client for ``origin``, or None when a proxy applies to it (use httpx then)."""
         parts = urllib.parse.urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return None  # httpx explains what is wrong with it
         proxies = urllib.request.getproxies_environment()
         proxy = proxies.get(parts.scheme) or proxies.get("all")
         if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
             return None
-        return cls(origin, timeout=timeout, headers=headers)
+        try:
+            return cls(origin, timeout=timeout, headers=headers)
+        except ValueError:
+            return None  # not an http(s) origin: httpx explains what is wrong with it
 
     def get(
         self,

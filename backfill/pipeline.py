@@ -605,8 +605,8 @@ class _RangeReader:
 
     def refresh_end(self) -> None:
         """The range's end, which a split may have moved closer (caller holds the lock)."""
-        if self.run.state.end == self.end_seen and self.stop_at is not None:
-            return  # unchanged (the common case, once a page)
+        if self.run.state.end == self.end_seen:
+            return  # unchanged (the common case, once a page); no end: None, None as set up
         self.end_seen = self.run.state.end
         end = _parse(self.run.state.end)
         self.upper = iso(end) if end else None
