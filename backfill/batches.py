@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from backfill.timeutil import stamp
 
 try:
-    # ISA-L's deflate: at Auth0's fastest rate zlib took a sixth of the job's CPU, ISA-L a
-    # quarter of that, and its level 1 compresses NDJSON as well as zlib's level 3.
+    # ISA-L's deflate: a fraction of zlib's CPU, and its level 1 compresses NDJSON about as
+    # well as zlib's level 3 (the README's Performance section has the figures).
     from isal import isal_zlib as deflate
 
     GZIP_LEVEL = 1
@@ -58,7 +58,7 @@ class Batch:
     cursor_after: str | None
     days: dict[str, int] = field(default_factory=dict)
     consumed: int = 0  # records read into this batch, filtered ones included
-    landed: int = 0  # records skipped because Tinybird already had them (after a crash)
+    already_in_tinybird: int = 0  # records not sent because Tinybird already had them
     cursor_date: str | None = None
     ends_range: bool = False  # the range's reading stops after this batch
     completes_range: bool = False  # ... because it reached the range's end
@@ -90,9 +90,9 @@ class Batch:
             envelope = json.loads(line)
             builder.add_line(line, envelope["log_id"], _date_of(envelope))
         batch = builder.close(self.cursor_after, seq=self.seq)
-        batch.consumed, batch.landed, batch.cursor_date = (
+        batch.consumed, batch.already_in_tinybird, batch.cursor_date = (
             self.consumed,
-            self.landed,
+            self.already_in_tinybird,
             self.cursor_date,
         )
         batch.ends_range, batch.completes_range = self.ends_range, self.completes_range
@@ -124,7 +124,7 @@ class BatchBuilder:
         self.rows = 0
         self.raw_bytes = 0
         self.consumed = 0
-        self.landed = 0
+        self.already_in_tinybird = 0
         self.opened = self._clock()  # when the batch's first record was read
         self._months: set[str] = set()
         self._days: dict[str, int] = {}
@@ -176,9 +176,9 @@ class BatchBuilder:
     def count_consumed(self) -> None:
         self.consumed += 1
 
-    def count_landed(self, stamp: str | None) -> None:
+    def count_already_in_tinybird(self, stamp: str | None) -> None:
         """A record Tinybird already has: not sent again, but it belongs in the day ledger."""
-        self.landed += 1
+        self.already_in_tinybird += 1
         self._count_day(stamp)
 
     def close(self, cursor_after: str | None, *, seq: int, cursor_date: str | None = None) -> Batch:
@@ -202,7 +202,7 @@ class BatchBuilder:
             cursor_after=cursor_after,
             days=dict(self._days),
             consumed=self.consumed,
-            landed=self.landed,
+            already_in_tinybird=self.already_in_tinybird,
             cursor_date=cursor_date,
         )
         self._reset()

@@ -9,39 +9,29 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Any, NoReturn
 
 import click
-import httpx
 
 from backfill import __version__, logsetup
 from backfill import state as state_file
 from backfill.errors import (
     BackfillError,
     CheckFailedError,
-    ConfigError,
-    SomeTenantsFailedError,
     StateError,
 )
-from backfill.job import (
-    JobRequest,
-    Report,
-    collect_garbage_less_often,
-    open_clients,
-    run_job,
-    run_tenants,
-)
-from backfill.pipeline import Stopper
-from backfill.preflight import CheckResult, Preflight, exit_status
-from backfill.settings import Settings, environment, resolve, resolve_tenants
-from backfill.verify import verify as verify_counts
+from backfill.preflight import exit_status, run_checks
+from backfill.run.job import JobRequest, Report, Runner, run_requests
+from backfill.run.report import exit_code_of
+from backfill.run.stopper import Stopper, on_signals
+from backfill.settings import environment, resolve
+from backfill.status import render_status, status_summary
+from backfill.tenants import resolve_tenants
+from backfill.verify import verify_state
 
 log = logging.getLogger("backfill.cli")
 
@@ -152,7 +142,9 @@ def main() -> None:
 @json_option
 @quiet_option
 @log_format_option
+@click.pass_obj
 def run(
+    runner: Runner | None,
     config_path: Path | None,
     from_date: str | None,
     from_log_id: str | None,
@@ -173,6 +165,7 @@ def run(
     log_format: str | None,
 ) -> None:
     """Copy logs from Auth0 into Tinybird, resuming from the checkpoint if there is one."""
+    runner = runner or run_requests
     logsetup.configure(log_format=log_format or "text", quiet=quiet)
     with _errors():
         if output is not None and not dry_run:
@@ -207,7 +200,7 @@ def run(
         if dry_run and not single:
             raise click.UsageError("--dry-run works on one tenant: pick it with --tenant.")
         stoppers = [Stopper() for _ in everyone]
-        with _signals(stoppers), _output(output) as stream:
+        with on_signals(stoppers), _output(output) as stream:
             requests = [
                 JobRequest(
                     settings=settings,
@@ -223,8 +216,7 @@ def run(
                 )
                 for settings, stopper in zip(everyone, stoppers, strict=True)
             ]
-            collect_garbage_less_often()
-            reports = [run_job(requests[0])] if single else run_tenants(requests)
+            reports = runner(requests, single)
         # A dry run to stdout keeps stdout pure NDJSON: its summary goes to stderr.
         _finish(reports, as_json=as_json, single=single, to_stderr=dry_run and output is None)
 
@@ -250,68 +242,6 @@ def status(config_path: Path | None, state: Path | None, as_json: bool) -> None:
             click.echo(json.dumps(summary, indent=1))
         else:
             click.echo(render_status(summary))
-
-
-def status_summary(settings: Settings, current: state_file.RunState) -> dict[str, Any]:
-    newest_id, newest_date = current.newest()
-    open_ranges = [item for item in current.ranges if item.end is None]
-    bounded = [item for item in current.ranges if item.end is not None]
-    return {
-        "state": str(settings.state),
-        "exists": True,
-        "tenant": current.tenant,
-        "datasource": current.datasource,
-        "tinybird_host": current.tinybird_host,
-        "started_with": current.started_with,
-        "created_at": current.created_at,
-        "newest_log_id": newest_id,
-        "newest_date": newest_date,
-        "rows_sent": current.rows_sent,
-        "batches": current.batches,
-        "quarantined_rows": current.quarantined_rows,
-        "already_in_tinybird": current.already_landed_rows,
-        "ranges": len(current.ranges),
-        "ranges_done": sum(1 for item in bounded if item.done),
-        "ranges_bounded": len(bounded),
-        "open_tail": bool(open_ranges),
-        "pending_appends": len(current.pending),
-        "unclean_stop": current.running,
-        "gaps": [gap.__dict__ for gap in current.gaps],
-        "gap_seconds": sum(gap.seconds for gap in current.gaps),
-        "last_run": current.last_run,
-    }
-
-
-def render_status(summary: dict[str, Any]) -> str:
-    started = ", ".join(
-        f"{key.replace('_', '-')} {value}"
-        for key, value in summary["started_with"].items()
-        if value not in (None, [], "")
-    )
-    last = summary["last_run"] or {}
-    lines = [
-        f"State file:      {summary['state']}",
-        f"Tenant:          {summary['tenant']} -> data source {summary['datasource']} at "
-        f"{summary['tinybird_host']}",
-        f"Started with:    {started or 'no start flags (oldest retained log)'}",
-        f"Newest log_id:   {summary['newest_log_id'] or '-'} ({summary['newest_date'] or '-'})",
-        f"Rows sent:       {summary['rows_sent']:,} in {summary['batches']:,} batches "
-        f"({summary['quarantined_rows']:,} quarantined, {summary['already_in_tinybird']:,} "
-        "already in Tinybird)",
-        f"Ranges:          {summary['ranges_done']}/{summary['ranges_bounded']} done"
-        + (" + an open tail (until caught up)" if summary["open_tail"] else ""),
-        f"Last run:        {last.get('started_at', '-')} -> {last.get('finished_at', '-')}, "
-        f"{last.get('outcome', '-')}, {last.get('rows_sent', 0):,} rows",
-    ]
-    if summary["pending_appends"] or summary["unclean_stop"]:
-        lines.append(
-            f"Unclean stop:    {summary['pending_appends']} appends in flight; the next run "
-            "checks which of their rows landed"
-        )
-    if summary["gaps"]:
-        hours = summary["gap_seconds"] / 3600
-        lines.append(f"Gaps:            {len(summary['gaps'])}, {hours:.1f} h of history skipped")
-    return "\n".join(lines)
 
 
 @main.command()
@@ -382,58 +312,15 @@ def verify(
                 "recorded as sent.",
                 hint="Point --state at the run's state file.",
             )
-        settings.require_tinybird()
-        with open_clients(settings, Stopper()) as clients:
-            assert clients.query is not None
-            result = verify_counts(
-                clients.query,
-                current,
-                from_date=settings.from_date,
-                until_date=settings.until_date,
-            )
+        result = verify_state(
+            settings, current, from_date=settings.from_date, until_date=settings.until_date
+        )
         if as_json:
             click.echo(json.dumps(result.to_json(), indent=1))
         else:
             click.echo(result.table())
         if result.missing:
             sys.exit(CheckFailedError.exit_code)
-
-
-def run_checks(settings: Settings) -> list[CheckResult]:
-    """Every preflight check for one tenant; missing settings are failed checks, not a crash."""
-    results: list[CheckResult] = []
-    try:
-        settings.require_auth0()
-    except ConfigError as error:
-        results.append(CheckResult("auth0.settings", "fail", error.message))
-    try:
-        settings.require_tinybird()
-    except ConfigError as error:
-        results.append(CheckResult("tinybird.settings", "fail", error.message))
-    with open_clients(settings, Stopper()) as clients:
-        http = clients.http
-
-        def append_probe() -> httpx.Response:
-            # An empty body appends nothing: it proves the token, its region and its scope.
-            return http.post(
-                f"{settings.tinybird_host}/v0/events",
-                params={"name": settings.datasource, "wait": "true"},
-                content=b"",
-                headers={
-                    "Authorization": f"Bearer {settings.tinybird_token}",
-                    "Content-Type": "application/x-ndjson",
-                },
-            )
-
-        preflight = Preflight(
-            logs=clients.logs,
-            query=clients.query,
-            append_probe=append_probe if settings.tinybird_token else None,
-            host=settings.tinybird_host,
-            datasource=settings.datasource,
-        )
-        results.extend(preflight.run())
-    return results
 
 
 # -- shared plumbing ----------------------------------------------------------------------------
@@ -448,15 +335,7 @@ def _finish(
     else:
         for report in reports:
             click.echo(report.line(), err=to_stderr)
-    codes = {report.exit_code for report in reports}
-    sys.exit(max(codes) if len(codes) == 1 or single else _mixed_exit(reports))
-
-
-def _mixed_exit(reports: list[Report]) -> int:
-    failed = [report for report in reports if report.exit_code]
-    if not failed:
-        return 0
-    return SomeTenantsFailedError.exit_code if len(failed) < len(reports) else failed[0].exit_code
+    sys.exit(exit_code_of(reports, single=single))
 
 
 @contextmanager
@@ -475,35 +354,6 @@ def _errors() -> Iterator[None]:
 def _fail(code: int, message: str) -> NoReturn:
     click.echo(f"auth0-backfill: {message}", err=True)
     sys.exit(code)
-
-
-@contextmanager
-def _signals(stoppers: list[Stopper]) -> Iterator[None]:
-    """First SIGINT/SIGTERM: stop cleanly. A second: leave at once (the checkpoint stays valid)."""
-    asked: list[int] = []
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if asked:
-            sys.stderr.write(f"auth0-backfill: {signal.Signals(signum).name} again, leaving now\n")
-            sys.stderr.flush()
-            os._exit(128 + signum)
-        log.warning(
-            "stopping signal=%s note='letting appends in flight finish; send it again to leave "
-            "at once'",
-            signal.Signals(signum).name,
-        )
-        asked.append(signum)
-        for stopper in stoppers:
-            stopper.request(signum)
-
-    previous: dict[signal.Signals, Callable[..., Any] | int | None] = {}
-    for which in (signal.SIGINT, signal.SIGTERM):
-        previous[which] = signal.signal(which, handle)
-    try:
-        yield
-    finally:
-        for which, handler in previous.items():
-            signal.signal(which, handler)
 
 
 @contextmanager

@@ -140,3 +140,9 @@ class Interrupted(BackfillError):
         super().__init__(f"stopped by {name}")
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+def short(text: str, limit: int = 160) -> str:
+    """A server's words folded to one line and cut to ``limit`` characters, for a message."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -66,9 +66,7 @@ class Pacer:
         self._rejected: deque[int] = deque(maxlen=1024)
         self._unlimited = False
         self._stopped = False
-        self.requests = 0
-        self.throttled = 0
-        self.waited = 0.0
+        self.throttled = 0  # 429s, for the summary
         self.waiting = 0  # callers blocked right now: the limit, not the cursors, sets the pace
 
     # -- what the clients call ------------------------------------------------------------
@@ -79,7 +77,6 @@ class Pacer:
         Callers queue on a turnstile, so only the one at the head polls the bucket: eight
         cursors waking on every answer and every refill would cost more CPU than the requests.
         """
-        started = self._clock()
         with self._cond:
             self.waiting += 1
         try:
@@ -89,7 +86,6 @@ class Pacer:
                         raise PacerStopped
                     ticket, wait = self._try_acquire()
                     if ticket is not None:
-                        self.waited += self._clock() - started
                         return ticket
                     self._cond.wait(timeout=min(wait, 1.0))
         finally:
@@ -117,14 +113,6 @@ class Pacer:
     def saturated(self) -> bool:
         """Requests are waiting for the rate limit: more cursors would not read faster."""
         return self.waiting > 0
-
-    @property
-    def learned_rate(self) -> float | None:
-        return self._rate
-
-    @property
-    def bucket_size(self) -> int | None:
-        return self._limit
 
     # -- the model (callers hold the lock) --------------------------------------------------
 
@@ -159,7 +147,6 @@ class Pacer:
         ticket = self._next_seq
         self._next_seq += 1
         self._in_flight[ticket] = now
-        self.requests += 1
         return ticket
 
     def _refill(self, now: float) -> None:

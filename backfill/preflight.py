@@ -7,23 +7,31 @@ exists, its jsonpaths match the envelope this job writes, and appending is allow
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from backfill.auth0_source import Auth0Logs
-from backfill.datafile import Datafile, DatafileError, parse_datafile, seed_datafile_text
+from backfill.auth0.source import Auth0Logs
 from backfill.errors import (
     Auth0CredentialsError,
     Auth0PermissionError,
     BackfillError,
+    ConfigError,
     TinybirdAuthError,
+    TinybirdError,
     TinybirdNotFoundError,
 )
+from backfill.pacer import Pacer
+from backfill.retry import TransientError
+from backfill.run.stopper import Stopper
+from backfill.services import auth0_logs, http_client, retry_policy, tinybird_events, tinybird_query
+from backfill.settings import Settings
 from backfill.timeutil import humanize, parse_record_date, utcnow
-from backfill.tinybird_sink import TinybirdQuery, region_hint
+from backfill.tinybird.datafile import Datafile, DatafileError, parse_datafile, seed_datafile_text
+from backfill.tinybird.events import TinybirdEvents
+from backfill.tinybird.query import TinybirdQuery
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 
@@ -63,19 +71,49 @@ def _plain(type_name: str) -> str:
     return type_name.replace(" ", "")
 
 
+def run_checks(settings: Settings) -> list[CheckResult]:
+    """Every preflight check for one tenant; missing settings are failed checks, not a crash."""
+    results: list[CheckResult] = []
+    for name, missing in (
+        ("auth0.settings", settings.require_auth0),
+        ("tinybird.settings", settings.require_tinybird),
+    ):
+        try:
+            missing()
+        except ConfigError as error:
+            results.append(CheckResult(name, FAIL, error.message))
+    with http_client(settings) as http:
+        retry = retry_policy(settings, Stopper().sleep)
+        logs = events = query = None
+        with contextlib.suppress(ConfigError):  # reported above
+            logs = auth0_logs(settings, http=http, retry=retry, pacer=Pacer())
+        with contextlib.suppress(ConfigError):
+            events = tinybird_events(settings, http=http, retry=retry)
+            query = tinybird_query(settings, http=http, retry=retry)
+        preflight = Preflight(
+            logs=logs,
+            query=query,
+            events=events,
+            host=settings.tinybird_host,
+            datasource=settings.datasource,
+        )
+        results.extend(preflight.run())
+    return results
+
+
 class Preflight:
     def __init__(
         self,
         *,
         logs: Auth0Logs | None,
         query: TinybirdQuery | None,
-        append_probe: Callable[[], httpx.Response] | None,
+        events: TinybirdEvents | None,
         host: str,
         datasource: str,
     ) -> None:
         self._logs = logs
         self._query = query
-        self._append_probe = append_probe
+        self._events = events
         self._host = host
         self._datasource = datasource
         self.results: list[CheckResult] = []
@@ -124,13 +162,13 @@ class Preflight:
     # -- Tinybird -------------------------------------------------------------------------------
 
     def _tinybird(self) -> None:
-        if self._query is None or self._append_probe is None:
+        if self._query is None or self._events is None:
             self._add("tinybird.token", SKIP, "TINYBIRD_TOKEN is not set")
             return
         appended = self._probe_append()
         try:
-            described = self._query.datasource(self._datasource)
-            datafile_text = self._query.datafile(self._datasource)
+            described = self._query.describe()
+            datafile_text = self._query.datafile()
         except TinybirdAuthError:
             self._add(
                 "tinybird.datasource",
@@ -160,34 +198,25 @@ class Preflight:
 
     def _probe_append(self) -> bool:
         """An empty append: proves the token, the region and the right to append, writes nothing."""
-        assert self._append_probe is not None
+        assert self._events is not None
         try:
-            response = self._append_probe()
+            self._events.probe()
         except httpx.HTTPError as error:
             self._add("tinybird.token", FAIL, f"{self._host} unreachable: {type(error).__name__}")
             return False
-        status = response.status_code
-        if status in (200, 202):
-            self._add("tinybird.token", PASS, f"valid for {self._host}")
-            self._add("tinybird.append", PASS, f"appending to {self._datasource} is allowed")
-            return True
-        if status == 404:
-            self._add(
-                "tinybird.token",
-                FAIL,
-                f"{self._host} answered 404: {_error(response)}. " + region_hint(self._host),
-            )
-        elif status in (401, 403):
+        except TinybirdNotFoundError as error:
+            self._add("tinybird.token", FAIL, str(error))
+            return False
+        except TinybirdAuthError as error:
             self._add("tinybird.token", PASS, f"recognised by {self._host}")
-            self._add(
-                "tinybird.append",
-                FAIL,
-                f"refused ({status}: {_error(response)}): the token needs DATASOURCES:APPEND "
-                f"on {self._datasource}",
-            )
-        else:
-            self._add("tinybird.append", FAIL, f"{status}: {_error(response)}")
-        return False
+            self._add("tinybird.append", FAIL, str(error))
+            return False
+        except (TinybirdError, TransientError) as error:
+            self._add("tinybird.append", FAIL, str(error))
+            return False
+        self._add("tinybird.token", PASS, f"valid for {self._host}")
+        self._add("tinybird.append", PASS, f"appending to {self._datasource} is allowed")
+        return True
 
     def _schema(self, datafile_text: str | None) -> None:
         if datafile_text is None:
@@ -218,16 +247,6 @@ def _row_count(described: dict[str, Any]) -> int | None:
         if isinstance(rows, int):
             return rows
     return None
-
-
-def _error(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return " ".join(response.text.split())[:160]
-    if isinstance(body, dict) and body.get("error"):
-        return str(body["error"])[:200]
-    return response.reason_phrase
 
 
 def exit_status(results: list[CheckResult]) -> bool:

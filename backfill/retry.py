@@ -122,18 +122,6 @@ class RetryPolicy:
 
     def call(self, attempt: Callable[[], T], *, service: str, action: str) -> T:
         started = self.clock()
-        # Most calls succeed at once: make the first attempt without tenacity's machinery (a
-        # noticeable share of the CPU per page at Auth0's fastest rate). A failure is replayed
-        # to tenacity as its first attempt, so counting, waits and logs are the same.
-        try:
-            return attempt()
-        except TransientError as error:
-            first_failure: list[TransientError] = [error]
-
-        def attempt_again() -> T:
-            if first_failure:
-                raise first_failure.pop()
-            return attempt()
 
         def stop(state: tenacity.RetryCallState) -> bool:
             if state.attempt_number >= self.max_attempts:
@@ -176,7 +164,7 @@ class RetryPolicy:
             reraise=True,
         )
         try:
-            return retrying(attempt_again)
+            return retrying(attempt)
         except TransientError as error:
             elapsed = self.clock() - started
             raise RetriesExhaustedError(

@@ -7,198 +7,104 @@ Secrets (client secret, tokens) come only from the environment, or from a file n
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 import tomllib
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from backfill import values as parse
 from backfill.errors import ConfigError
-from backfill.timeutil import parse_when
 
 DEFAULT_TINYBIRD_HOST = "https://api.tinybird.co"
 DEFAULT_DATASOURCE = "auth0"
 DEFAULT_STATE = "auth0-backfill-state.json"
 
-TINYBIRD_REGION_HOSTS = (
-    "https://api.tinybird.co",
-    "https://api.europe-west2.gcp.tinybird.co",
-    "https://api.us-east.tinybird.co",
-    "https://api.northamerica-northeast2.gcp.tinybird.co",
-    "https://api.eu-central-1.aws.tinybird.co",
-    "https://api.eu-west-1.aws.tinybird.co",
-    "https://api.us-east.aws.tinybird.co",
-    "https://api.us-west-2.aws.tinybird.co",
-    "https://api.ap-east.aws.tinybird.co",
-    "https://api.ap-southeast-2.aws.tinybird.co",
-)
 
-# Secret environment variables; each may instead name a file through <NAME>_FILE.
-SECRET_VARIABLES = (
-    "AUTH0_CLIENT_SECRET",
-    "AUTH0_TOKEN",
-    "TINYBIRD_TOKEN",
-    "TINYBIRD_READ_TOKEN",
-)
+@dataclass(frozen=True)
+class Auth0Access:
+    """What reading a tenant takes: its URL, the API audience, and a token or credentials."""
+
+    base_url: str
+    audience: str
+    token: str | None  # AUTH0_TOKEN, issued elsewhere; else the client credentials
+    client_id: str
+    client_secret: str = field(repr=False)
 
 
 @dataclass(frozen=True)
-class _Option:
-    """One setting: where it lives in the TOML file, its environment variable, how to parse it."""
+class Declared:
+    """Where a setting lives: its TOML section and key, its environment variable, its parser."""
 
-    name: str
     section: str
     key: str
     env: str | None
     parse: Callable[[Any, str], Any]
-    default: Any = None
 
 
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where} must be a non-empty string, not {value!r}.")
-    return value.strip()
+def _setting(
+    section: str, key: str, parse: Callable[[Any, str], Any], default: Any = None, *, env: str = ""
+) -> Any:
+    declared = Declared(section, key, env or None, parse)
+    return field(default=default, metadata={"setting": declared})
 
 
-def _positive_int(value: Any, where: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be a whole number, not {value!r}.") from None
-    if isinstance(value, float) and value != number:
-        raise ConfigError(f"{where} must be a whole number, not {value!r}.")
-    if number < 1:
-        raise ConfigError(f"{where} must be at least 1, not {number}.")
-    return number
-
-
-def _seconds(*, zero_allowed: bool) -> Callable[[Any, str], float]:
-    def parse(value: Any, where: str) -> float:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where} must be a number of seconds, not {value!r}.") from None
-        if number < 0 or (number == 0 and not zero_allowed):
-            bound = "negative" if zero_allowed else "0 or less"
-            raise ConfigError(f"{where} must not be {bound}, not {number}.")
-        return number
-
-    return parse
-
-
-_positive_float = _seconds(zero_allowed=False)
-_non_negative_float = _seconds(zero_allowed=True)
-
-
-def _when(value: Any, where: str) -> datetime:
-    if isinstance(value, datetime):
-        return parse_when(value.isoformat(), name=where)
-    if not isinstance(value, str):  # TOML dates arrive as datetime.date
-        value = str(value)
-    return parse_when(value, name=where)
-
-
-def _codes(value: Any, where: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        items = [part for part in value.replace(",", " ").split() if part]
-    elif isinstance(value, list | tuple):
-        items = [str(part).strip() for part in value if str(part).strip()]
-    else:
-        raise ConfigError(f"{where} must be a list of event type codes or categories.")
-    return tuple(items)
-
-
-def _choice(*allowed: str) -> Callable[[Any, str], str]:
-    def parse(value: Any, where: str) -> str:
-        text = _text(value, where)
-        if text not in allowed:
-            raise ConfigError(f"{where} must be one of {', '.join(allowed)}, not {text!r}.")
-        return text
-
-    return parse
-
-
-_OPTIONS = (
-    _Option("auth0_domain", "auth0", "domain", "AUTH0_DOMAIN", _text),
-    _Option("auth0_client_id", "auth0", "client_id", "AUTH0_CLIENT_ID", _text),
-    _Option("auth0_audience", "auth0", "audience", "AUTH0_AUDIENCE", _text),
-    _Option("tinybird_host", "tinybird", "host", "TINYBIRD_HOST", _text, DEFAULT_TINYBIRD_HOST),
-    _Option(
-        "datasource", "tinybird", "datasource", "TINYBIRD_DATASOURCE", _text, DEFAULT_DATASOURCE
-    ),
-    _Option("state", "run", "state", "AUTH0_BACKFILL_STATE", _text, DEFAULT_STATE),
-    _Option("from_date", "run", "from_date", None, _when),
-    _Option("from_log_id", "run", "from_log_id", None, _text),
-    _Option("until_date", "run", "until_date", None, _when),
-    _Option("types", "run", "types", None, _codes, ()),
-    _Option("exclude_types", "run", "exclude_types", None, _codes, ()),
-    _Option("concurrency", "run", "concurrency", None, _positive_int, 8),
-    _Option("late_margin_seconds", "run", "late_margin_seconds", None, _positive_float, 60.0),
-    _Option("log_format", "run", "log_format", None, _choice("text", "json"), "text"),
-    _Option("progress_interval", "run", "progress_interval", None, _positive_float, 30.0),
-    _Option("max_rows", "batch", "max_rows", None, _positive_int, 10_000),
-    _Option("max_bytes", "batch", "max_bytes", None, _positive_int, 8 * 1024 * 1024),
-    _Option("max_months", "batch", "max_months", None, _positive_int, 2),
-    _Option("in_flight", "batch", "in_flight", None, _positive_int, 4),
-    _Option("flush_seconds", "batch", "flush_seconds", None, _positive_float, 60.0),
-    _Option("http_timeout", "http", "timeout_seconds", None, _positive_float, 30.0),
-    _Option("retry_attempts", "retry", "max_attempts", None, _positive_int, 8),
-    _Option("retry_seconds", "retry", "max_seconds", None, _positive_float, 600.0),
-    _Option("shutdown_grace", "run", "shutdown_grace_seconds", None, _positive_float, 30.0),
-    _Option("resume_settle", "run", "resume_settle_seconds", None, _non_negative_float, 5.0),
-)
-_SECRET_KEYS = {"client_secret", "token", "read_token", "secret", "password"}
-_TENANT_KEYS = {
-    "name",
-    "domain",
-    "audience",
-    "client_id",
-    "client_id_env",
-    "client_secret_env",
-    "token_env",
-    "tinybird_token_env",
-    "tinybird_read_token_env",
-    "tinybird_host",
-    "datasource",
-    "state",
-}
+def _secret(variable: str) -> Any:
+    """Only from the environment, or from the file ``<variable>_FILE`` names."""
+    return field(default=None, repr=False, metadata={"secret": variable})
 
 
 @dataclass(frozen=True)
 class Settings:
-    auth0_base_url: str | None
-    auth0_client_id: str | None
-    auth0_audience: str | None
-    tinybird_host: str
-    datasource: str
-    state: Path
-    from_date: datetime | None
-    from_log_id: str | None
-    until_date: datetime | None
-    types: tuple[str, ...]
-    exclude_types: tuple[str, ...]
-    concurrency: int
-    late_margin_seconds: float
-    log_format: str
-    progress_interval: float
-    max_rows: int
-    max_bytes: int
-    max_months: int
-    in_flight: int
-    flush_seconds: float
-    http_timeout: float
-    retry_attempts: int
-    retry_seconds: float
-    shutdown_grace: float
-    resume_settle: float
-    auth0_client_secret: str | None = field(default=None, repr=False)
-    auth0_token: str | None = field(default=None, repr=False)
-    tinybird_token: str | None = field(default=None, repr=False)
-    tinybird_read_token: str | None = field(default=None, repr=False)
+    """Every setting, each declared once: its TOML place, its variable, its parser, its default.
+
+    Resolved flag > environment > TOML file > default (``resolve``); flags are keyed by field name.
+    """
+
+    auth0_base_url: str | None = _setting("auth0", "domain", parse.base_url, env="AUTH0_DOMAIN")
+    auth0_client_id: str | None = _setting(
+        "auth0", "client_id", parse.nonempty, env="AUTH0_CLIENT_ID"
+    )
+    auth0_audience: str | None = _setting("auth0", "audience", parse.nonempty, env="AUTH0_AUDIENCE")
+    tinybird_host: str = _setting(
+        "tinybird", "host", parse.base_url, DEFAULT_TINYBIRD_HOST, env="TINYBIRD_HOST"
+    )
+    datasource: str = _setting(
+        "tinybird",
+        "datasource",
+        parse.datasource_name,
+        DEFAULT_DATASOURCE,
+        env="TINYBIRD_DATASOURCE",
+    )
+    state: Path = _setting(
+        "run", "state", parse.path, Path(DEFAULT_STATE), env="AUTH0_BACKFILL_STATE"
+    )
+    from_date: datetime | None = _setting("run", "from_date", parse.when)
+    from_log_id: str | None = _setting("run", "from_log_id", parse.nonempty)
+    until_date: datetime | None = _setting("run", "until_date", parse.when)
+    types: tuple[str, ...] = _setting("run", "types", parse.codes, ())
+    exclude_types: tuple[str, ...] = _setting("run", "exclude_types", parse.codes, ())
+    concurrency: int = _setting("run", "concurrency", parse.positive_int, 8)
+    late_margin_seconds: float = _setting("run", "late_margin_seconds", parse.positive_float, 60.0)
+    log_format: str = _setting("run", "log_format", parse.choice("text", "json"), "text")
+    progress_interval: float = _setting("run", "progress_interval", parse.positive_float, 30.0)
+    shutdown_grace: float = _setting("run", "shutdown_grace_seconds", parse.positive_float, 30.0)
+    resume_settle: float = _setting("run", "resume_settle_seconds", parse.non_negative_float, 5.0)
+    max_rows: int = _setting("batch", "max_rows", parse.positive_int, 10_000)
+    max_bytes: int = _setting("batch", "max_bytes", parse.positive_int, 8 * 1024 * 1024)
+    max_months: int = _setting("batch", "max_months", parse.positive_int, 2)
+    in_flight: int = _setting("batch", "in_flight", parse.positive_int, 4)
+    flush_seconds: float = _setting("batch", "flush_seconds", parse.positive_float, 60.0)
+    http_timeout: float = _setting("http", "timeout_seconds", parse.positive_float, 30.0)
+    retry_attempts: int = _setting("retry", "max_attempts", parse.positive_int, 8)
+    retry_seconds: float = _setting("retry", "max_seconds", parse.positive_float, 600.0)
+    auth0_client_secret: str | None = _secret("AUTH0_CLIENT_SECRET")
+    auth0_token: str | None = _secret("AUTH0_TOKEN")
+    tinybird_token: str | None = _secret("TINYBIRD_TOKEN")
+    tinybird_read_token: str | None = _secret("TINYBIRD_READ_TOKEN")
     tenant_name: str | None = None
 
     @property
@@ -207,7 +113,7 @@ class Settings:
         assert self.auth0_base_url is not None
         return urllib.parse.urlsplit(self.auth0_base_url).netloc
 
-    def require_auth0(self) -> None:
+    def missing_auth0(self) -> list[str]:
         missing = []
         if not self.auth0_base_url:
             missing.append("AUTH0_DOMAIN (the tenant's domain, e.g. your-tenant.us.auth0.com)")
@@ -216,19 +122,51 @@ class Settings:
                 missing.append("AUTH0_CLIENT_ID (a Machine to Machine application's client id)")
             if not self.auth0_client_secret:
                 missing.append("AUTH0_CLIENT_SECRET (that application's client secret)")
-        _raise_missing(missing, "or set AUTH0_TOKEN to an already issued Management API token")
+        return missing
 
-    def require_tinybird(self) -> None:
+    def require_auth0(self) -> Auth0Access:
+        """The tenant and its credentials; a ConfigError naming every missing one."""
+        base_url, token = self.auth0_base_url, self.auth0_token
+        client_id, secret = self.auth0_client_id or "", self.auth0_client_secret or ""
+        if base_url and (token or (client_id and secret)):
+            audience = self.auth0_audience or f"{base_url}/api/v2/"
+            return Auth0Access(base_url, audience, token, client_id, secret)
+        raise _missing_error(
+            self.missing_auth0(), "or set AUTH0_TOKEN to an already issued Management API token"
+        )
+
+    def require_tinybird(self) -> str:
+        """``TINYBIRD_TOKEN``; a ConfigError naming it when it is not set."""
         if not self.tinybird_token:
-            _raise_missing(["TINYBIRD_TOKEN (a token that can append to the data source)"], None)
+            raise _missing_error(
+                ["TINYBIRD_TOKEN (a token that can append to the data source)"], None
+            )
+        return self.tinybird_token
 
 
-def _raise_missing(missing: list[str], alternative: str | None) -> None:
-    if not missing:
-        return
+def declared() -> list[tuple[str, Declared]]:
+    """Every setting a flag, the environment or the TOML file can give: (field name, where)."""
+    return [
+        (item.name, item.metadata["setting"])
+        for item in fields(Settings)
+        if "setting" in item.metadata
+    ]
+
+
+# Secret environment variables (each may instead name a file through <NAME>_FILE), by field.
+_SECRET_FIELDS = {
+    item.metadata["secret"]: item.name for item in fields(Settings) if "secret" in item.metadata
+}
+SECRET_VARIABLES = tuple(_SECRET_FIELDS)
+
+
+SECRET_KEYS = {"client_secret", "token", "read_token", "secret", "password"}
+
+
+def _missing_error(missing: list[str], alternative: str | None) -> ConfigError:
     lines = "\n".join(f"  - {item}" for item in missing)
-    tail = f"\n({alternative})" if alternative and len(missing) > 0 else ""
-    raise ConfigError(f"Missing settings, set them in the environment:\n{lines}{tail}")
+    tail = f"\n({alternative})" if alternative else ""
+    return ConfigError(f"Missing settings, set them in the environment:\n{lines}{tail}")
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -245,30 +183,48 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 def _check_keys(document: Mapping[str, Any], path: Path) -> None:
     known: dict[str, set[str]] = {}
-    for option in _OPTIONS:
-        known.setdefault(option.section, set()).add(option.key)
+    for _, where_from in declared():
+        known.setdefault(where_from.section, set()).add(where_from.key)
     problems = []
     for section, body in document.items():
         if section == "tenants":
             problems.extend(_check_tenants(body))
             continue
         if section not in known:
-            problems.append(f"unknown section [{section}]{_suggest(section, known)}")
+            problems.append(f"unknown section [{section}]{suggest(section, known)}")
             continue
         if not isinstance(body, dict):
             problems.append(f"[{section}] must be a table")
             continue
         for key in body:
-            if key in _SECRET_KEYS:
+            if key in SECRET_KEYS:
                 problems.append(
                     f"[{section}] {key}: secrets are read only from the environment "
                     "(or a file named by a *_FILE variable), never from the settings file"
                 )
             elif key not in known[section]:
-                problems.append(f"unknown key [{section}] {key}{_suggest(key, known[section])}")
+                problems.append(f"unknown key [{section}] {key}{suggest(key, known[section])}")
     if problems:
         lines = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"Settings file {path} has problems:\n{lines}")
+
+
+TENANT_KEYS = frozenset(
+    {
+        "name",
+        "domain",
+        "audience",
+        "client_id",
+        "client_id_env",
+        "client_secret_env",
+        "token_env",
+        "tinybird_token_env",
+        "tinybird_read_token_env",
+        "tinybird_host",
+        "datasource",
+        "state",
+    }
+)
 
 
 def _check_tenants(body: Any) -> list[str]:
@@ -278,19 +234,19 @@ def _check_tenants(body: Any) -> list[str]:
     for index, tenant in enumerate(body):
         label = tenant.get("name", f"#{index + 1}")
         for key in tenant:
-            if key in _SECRET_KEYS:
+            if key in SECRET_KEYS:
                 problems.append(
                     f"[[tenants]] {label}: {key}: name the environment variable that holds it "
                     f"({key}_env), never the secret itself"
                 )
-            elif key not in _TENANT_KEYS:
+            elif key not in TENANT_KEYS:
                 problems.append(
-                    f"unknown key [[tenants]] {label}: {key}{_suggest(key, _TENANT_KEYS)}"
+                    f"unknown key [[tenants]] {label}: {key}{suggest(key, TENANT_KEYS)}"
                 )
     return problems
 
 
-def _suggest(word: str, choices: Any) -> str:
+def suggest(word: str, choices: Any) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -322,61 +278,24 @@ def resolve(
     """Every setting from the first source that has it: flag, environment, file, default."""
     document = load_toml(config_path) if config_path else {}
     values: dict[str, Any] = {}
-    for option in _OPTIONS:
+    for name, where_from in declared():
         where: str
-        raw: Any = flags.get(option.name)
+        raw: Any = flags.get(name)
         if raw is not None and raw != ():
-            where = "--" + option.name.replace("_", "-")
-        elif option.env and env.get(option.env):
-            raw, where = env[option.env], option.env
-        elif option.key in document.get(option.section, {}):
-            raw = document[option.section][option.key]
-            where = f"[{option.section}] {option.key} in {config_path}"
+            where = "--" + name.replace("_", "-")
+        elif where_from.env and env.get(where_from.env):
+            raw, where = env[where_from.env], where_from.env
+        elif where_from.key in document.get(where_from.section, {}):
+            raw = document[where_from.section][where_from.key]
+            where = f"[{where_from.section}] {where_from.key} in {config_path}"
         else:
-            values[option.name] = option.default
-            continue
-        values[option.name] = option.parse(raw, where)
-    return _build(values, env)
-
-
-def _build(values: dict[str, Any], env: Mapping[str, str]) -> Settings:
-    auth0_base = (
-        normalize_base_url(values["auth0_domain"], name="AUTH0_DOMAIN")
-        if values["auth0_domain"]
-        else None
-    )
-    audience = values["auth0_audience"] or (f"{auth0_base}/api/v2/" if auth0_base else None)
-    settings = Settings(
-        auth0_base_url=auth0_base,
-        auth0_client_id=values["auth0_client_id"],
-        auth0_audience=audience,
-        tinybird_host=normalize_base_url(values["tinybird_host"], name="TINYBIRD_HOST"),
-        datasource=_datasource_name(values["datasource"]),
-        state=Path(values["state"]).expanduser(),
-        from_date=values["from_date"],
-        from_log_id=values["from_log_id"],
-        until_date=values["until_date"],
-        types=values["types"],
-        exclude_types=values["exclude_types"],
-        concurrency=values["concurrency"],
-        late_margin_seconds=values["late_margin_seconds"],
-        log_format=values["log_format"],
-        progress_interval=values["progress_interval"],
-        max_rows=values["max_rows"],
-        max_bytes=values["max_bytes"],
-        max_months=values["max_months"],
-        in_flight=values["in_flight"],
-        flush_seconds=values["flush_seconds"],
-        http_timeout=values["http_timeout"],
-        retry_attempts=values["retry_attempts"],
-        retry_seconds=values["retry_seconds"],
-        shutdown_grace=values["shutdown_grace"],
-        resume_settle=values["resume_settle"],
-        auth0_client_secret=read_secret(env, "AUTH0_CLIENT_SECRET"),
-        auth0_token=read_secret(env, "AUTH0_TOKEN"),
-        tinybird_token=read_secret(env, "TINYBIRD_TOKEN"),
-        tinybird_read_token=read_secret(env, "TINYBIRD_READ_TOKEN"),
-    )
+            continue  # the field's default
+        values[name] = where_from.parse(raw, where)
+    for variable, name in _SECRET_FIELDS.items():
+        values[name] = read_secret(env, variable)
+    if values.get("auth0_base_url") and not values.get("auth0_audience"):
+        values["auth0_audience"] = f"{values['auth0_base_url']}/api/v2/"
+    settings = Settings(**values)
     _check_consistency(settings)
     return settings
 
@@ -396,141 +315,5 @@ def _check_consistency(settings: Settings) -> None:
         )
 
 
-def _datasource_name(value: str) -> str:
-    if not value.replace("_", "").isalnum() or value[0].isdigit():
-        raise ConfigError(
-            f"TINYBIRD_DATASOURCE {value!r} is not a Tinybird data source name "
-            "(letters, digits and underscores, not starting with a digit)."
-        )
-    return value
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def normalize_base_url(value: str, *, name: str) -> str:
-    """``scheme://host[:port]``: https unless the host is loopback (the sandbox, tests)."""
-    text = value.strip().rstrip("/")
-    if "://" not in text:
-        text = "https://" + text
-    parts = urllib.parse.urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name} {value!r} is not a host name or an http(s) URL.")
-    if parts.path or parts.query or parts.fragment:
-        raise ConfigError(
-            f"{name} {value!r} must be only a scheme and host, like "
-            f"{parts.scheme}://{parts.netloc} (no path)."
-        )
-    if parts.username or parts.password:
-        raise ConfigError(f"{name} must not carry credentials in the URL.")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ConfigError(
-            f"{name} {value!r} uses http://, which is accepted only for loopback hosts "
-            "(the local sandbox and tests).",
-            hint=f"Use https://{parts.netloc}.",
-        )
-    try:
-        parts.port  # noqa: B018 - validates the port number
-    except ValueError:
-        raise ConfigError(f"{name} {value!r} has an invalid port.") from None
-    return f"{parts.scheme}://{parts.netloc.lower()}"
-
-
 def environment() -> dict[str, str]:
     return dict(os.environ)
-
-
-def resolve_tenants(
-    flags: Mapping[str, Any],
-    env: Mapping[str, str],
-    config_path: Path | None,
-    *,
-    only: tuple[str, ...] = (),
-) -> list[Settings]:
-    """One Settings per tenant of a ``[[tenants]]`` file, or the single one otherwise.
-
-    Shared sections ([run], [batch] ...) and flags apply to every tenant; each tenant names its
-    domain, data source, state file, and the environment variables that hold its secrets.
-    """
-    base = resolve(flags, env, config_path)
-    document = load_toml(config_path) if config_path else {}
-    tenants = document.get("tenants")
-    if not tenants:
-        if only:
-            raise ConfigError("--tenant needs a settings file with [[tenants]] tables.")
-        return [base]
-    chosen = [tenant for tenant in tenants if not only or tenant.get("name") in only]
-    unknown = set(only) - {tenant.get("name") for tenant in tenants}
-    if unknown:
-        raise ConfigError(
-            f"--tenant: no tenant named {', '.join(sorted(unknown))} in {config_path}."
-        )
-    resolved = [_tenant(base, tenant, env, index) for index, tenant in enumerate(chosen)]
-    _check_distinct(resolved)
-    return resolved
-
-
-def _tenant(
-    base: Settings, tenant: Mapping[str, Any], env: Mapping[str, str], index: int
-) -> Settings:
-    name = str(tenant.get("name") or f"tenant{index + 1}")
-    where = f"[[tenants]] {name}"
-    if "domain" not in tenant:
-        raise ConfigError(f"{where} has no domain.")
-    base_url = normalize_base_url(
-        _text(tenant["domain"], f"{where} domain"), name=f"{where} domain"
-    )
-
-    def secret(key: str, default_variable: str | None) -> str | None:
-        variable = tenant.get(key, default_variable)
-        if variable is None:
-            return None
-        value = read_secret(env, _text(variable, f"{where} {key}"))
-        if value is None and key in tenant:
-            raise ConfigError(f"{where}: {key} names ${variable}, which is not set.")
-        return value
-
-    client_id = tenant.get("client_id")
-    if "client_id_env" in tenant:
-        variable = _text(tenant["client_id_env"], f"{where} client_id_env")
-        client_id = env.get(variable)
-        if not client_id:
-            raise ConfigError(f"{where}: client_id_env names ${variable}, which is not set.")
-    datasource = _datasource_name(str(tenant.get("datasource", base.datasource)))
-    host = tenant.get("tinybird_host")
-    return replace(
-        base,
-        tenant_name=name,
-        auth0_base_url=base_url,
-        auth0_client_id=client_id,
-        auth0_audience=tenant.get("audience") or f"{base_url}/api/v2/",
-        auth0_client_secret=secret("client_secret_env", None),
-        auth0_token=secret("token_env", None),
-        tinybird_host=normalize_base_url(host, name=f"{where} tinybird_host")
-        if host
-        else base.tinybird_host,
-        tinybird_token=secret("tinybird_token_env", None) or base.tinybird_token,
-        tinybird_read_token=secret("tinybird_read_token_env", None) or base.tinybird_read_token,
-        datasource=datasource,
-        state=Path(str(tenant.get("state") or f"auth0-backfill-state.{name}.json")).expanduser(),
-    )
-
-
-def _check_distinct(tenants: list[Settings]) -> None:
-    checks = {
-        "state file": [str(item.state) for item in tenants],
-        "tenant and data source": [
-            f"{item.auth0_base_url} -> {item.tinybird_host} {item.datasource}" for item in tenants
-        ],
-        "name": [str(item.tenant_name) for item in tenants],
-    }
-    for label, values in checks.items():
-        repeated = sorted({value for value in values if values.count(value) > 1})
-        if repeated:
-            raise ConfigError(f"[[tenants]] share a {label}: {', '.join(repeated)}.")

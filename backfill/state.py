@@ -75,6 +75,16 @@ class Gap:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Acknowledged:
+    """What Tinybird acknowledged for one batch; added to the state's totals and the run's."""
+
+    rows: int  # written, quarantined rows included
+    quarantined_rows: int
+    already_in_tinybird: int  # found there before sending: not sent again
+    batches: int
+
+
 @dataclass
 class RunState:
     tenant: str
@@ -93,7 +103,14 @@ class RunState:
     running: bool = False  # True while a run holds it: still True after a crash
     saved_at: float = 0.0  # UNIX time of the last save: when its run was last known alive
     last_run: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, acknowledged: Acknowledged, days: dict[str, int]) -> None:
+        self.rows_sent += acknowledged.rows
+        self.quarantined_rows += acknowledged.quarantined_rows
+        self.already_landed_rows += acknowledged.already_in_tinybird
+        self.batches += acknowledged.batches
+        for day, count in days.items():
+            self.ledger[day] = self.ledger.get(day, 0) + count
 
     # -- views for status and the summary ----------------------------------------------------
 

@@ -9,9 +9,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from backfill.run.stopper import Stopper
+from backfill.services import http_client, retry_policy, tinybird_query
+from backfill.settings import Settings
 from backfill.state import RunState
 from backfill.timeutil import clickhouse_literal, parse_record_date
-from backfill.tinybird_sink import TinybirdQuery
+from backfill.tinybird.query import TinybirdQuery
 
 
 @dataclass
@@ -121,6 +124,19 @@ class Verification:
             f"Missing: {self.missing:,}." if self.missing else "Missing: none: everything landed."
         )
         return "\n".join(rendered)
+
+
+def verify_state(
+    settings: Settings,
+    state: RunState,
+    *,
+    from_date: datetime | None = None,
+    until_date: datetime | None = None,
+) -> Verification:
+    """``verify`` for one state file, with the settings' reading token."""
+    with http_client(settings) as http:
+        query = tinybird_query(settings, http=http, retry=retry_policy(settings, Stopper().sleep))
+        return verify(query, state, from_date=from_date, until_date=until_date)
 
 
 def verify(

@@ -9,7 +9,9 @@ import click
 import pytest
 
 from backfill.cli import main
-from backfill.settings import _OPTIONS, _TENANT_KEYS, SECRET_VARIABLES
+from backfill.settings import SECRET_VARIABLES, TENANT_KEYS, declared
+
+SETTINGS = [where for _, where in declared()]
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 CONTEXT = click.Context(main)
@@ -44,22 +46,23 @@ def test_every_option_is_documented_in_its_command_section(command: str, option:
 
 @pytest.mark.parametrize(
     "variable",
-    sorted({option.env for option in _OPTIONS if option.env} | set(SECRET_VARIABLES)),
+    sorted({option.env for option in SETTINGS if option.env} | set(SECRET_VARIABLES)),
 )
 def test_every_environment_variable_is_documented(variable: str) -> None:
     assert f"`{variable}`" in README or f"`{variable}`," in README or variable in README
 
 
-@pytest.mark.parametrize("key", sorted({option.key for option in _OPTIONS} | _TENANT_KEYS))
+@pytest.mark.parametrize("key", sorted({option.key for option in SETTINGS} | TENANT_KEYS))
 def test_every_settings_key_is_documented(key: str) -> None:
     assert f"`{key}`" in README
 
 
 def test_the_example_settings_file_has_every_key() -> None:
     example = (Path(__file__).parents[1] / "config.example.toml").read_text()
-    for option in _OPTIONS:
+    for option in SETTINGS:
         assert re.search(rf"^#? ?{option.key} =", example, re.M), option.key
 
 
 def test_the_readme_names_the_test_and_demo_commands() -> None:
-    assert "make test" in README and "make demo" in README
+    assert "make check" in README and "make demo" in README
+    assert "make check" in (Path(__file__).parents[1] / ".ci" / "run").read_text()

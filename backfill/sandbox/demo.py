@@ -37,8 +37,8 @@ from typing import Any
 
 import httpx
 
+from backfill.auth0.event_types import catalog
 from backfill.errors import RetriesExhaustedError, StateLockedError
-from backfill.event_types import catalog
 from backfill.sandbox.profiles import plan_profile
 from backfill.sandbox.runner import Sandbox, SandboxConfig
 
@@ -179,7 +179,7 @@ def load_pipes(directory: Path) -> list[Pipe]:
 
 
 def category_codes(category: str) -> frozenset[str]:
-    """Event type codes of a Log Streams category, from `backfill/event_types.tsv`."""
+    """Event type codes of a Log Streams category, from `backfill/auth0/event_types.tsv`."""
     return frozenset(code for code, entry in catalog().items() if entry.category == category)
 
 

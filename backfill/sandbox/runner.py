@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from backfill.datafile import parse_datafile, seed_datafile_text
 from backfill.sandbox.auth0_server import Auth0Emulator, Auth0Settings
 from backfill.sandbox.credentials import Auth0Credentials, TinybirdCredentials
 from backfill.sandbox.faults import FaultSchedule, FaultSettings
@@ -28,6 +27,7 @@ from backfill.sandbox.profiles import plan_profile
 from backfill.sandbox.timeparse import to_us
 from backfill.sandbox.tinybird_server import TinybirdEmulator, TinybirdSettings
 from backfill.sandbox.tinybird_store import TinybirdStore
+from backfill.tinybird.datafile import parse_datafile, seed_datafile_text
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs
 
-from backfill.datafile import DatafileError, parse_datafile
 from backfill.sandbox.credentials import (
     SANDBOX_REGION,
     TinybirdCredentials,
@@ -42,6 +41,7 @@ from backfill.sandbox.latency import Latency, LatencyRange
 from backfill.sandbox.ratelimit import TokenBucket
 from backfill.sandbox.timeparse import parse_when, to_us
 from backfill.sandbox.tinybird_store import StoreError, TinybirdStore
+from backfill.tinybird.datafile import DatafileError, parse_datafile
 
 _DATASOURCE_PATH = re.compile(r"^/v0/datasources/([A-Za-z0-9_]+?)(\.datasource)?$")
 _READ_ONLY_SQL = re.compile(r"^\s*\(*\s*(SELECT|WITH|DESCRIBE|DESC)\b", re.IGNORECASE)

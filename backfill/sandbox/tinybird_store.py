@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from backfill.datafile import Column, Datafile
 from backfill.sandbox.jsonpaths import MISSING, JsonPath, PathMismatch
+from backfill.tinybird.datafile import Column, Datafile
 
 _INSERT_SETTINGS = (
     "date_time_input_format='best_effort', input_format_parallel_parsing=0, "

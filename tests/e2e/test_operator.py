@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backfill.event_types import expand
+from backfill.auth0.event_types import expand
 from tests.e2e.conftest import Harness, assert_exactly, stream_envelope
 
 pytestmark = pytest.mark.e2e

@@ -30,7 +30,7 @@ TENANT: dict[str, Any] = {"logs": 5000, "days": 3.0, "seed": 29, "profile": "unl
 
 def category(name: str) -> set[str]:
     """Event codes of a Log Streams category, read from the catalogue the job ships."""
-    with (ROOT / "backfill" / "event_types.tsv").open(encoding="utf-8") as handle:
+    with (ROOT / "backfill" / "auth0" / "event_types.tsv").open(encoding="utf-8") as handle:
         rows = csv.DictReader(handle, delimiter="\t")
         return {row["code"] for row in rows if row["tenant_log_catalog_group"] == name}
 

@@ -69,7 +69,7 @@ def test_event_types_are_weighted_like_a_busy_tenant_and_exist_in_auth0s_catalog
 ) -> None:
     catalogue = {
         line.split("\t")[0]
-        for line in (REPO / "backfill" / "event_types.tsv").read_text().splitlines()[1:]
+        for line in (REPO / "backfill" / "auth0" / "event_types.tsv").read_text().splitlines()[1:]
     }
     assert {kind.code for kind in EVENT_KINDS} <= catalogue
     counts = Counter(tenant.event_kind(i).code for i in range(len(tenant)))

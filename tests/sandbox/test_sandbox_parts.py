@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from backfill.datafile import DatafileError, parse_datafile, seed_datafile_text
 from backfill.sandbox.faults import FaultSchedule, FaultSettings
 from backfill.sandbox.jsonpaths import MISSING, JsonPath, PathMismatch
 from backfill.sandbox.latency import Latency, LatencyRange
 from backfill.sandbox.logquery import QueryError, parse_query
 from backfill.sandbox.ratelimit import TokenBucket
+from backfill.tinybird.datafile import DatafileError, parse_datafile, seed_datafile_text
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from sandbox_helpers import MakeSandbox, append_events, auth0_token, bearer, sql
 
-from backfill.datafile import seed_datafile_text
 from backfill.sandbox import Sandbox, SandboxConfig
 from backfill.sandbox.generator import Tenant
 from backfill.sandbox.timeparse import from_us, iso_millis, to_us
+from backfill.tinybird.datafile import seed_datafile_text
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SEED = 42

@@ -11,7 +11,7 @@ from typing import Any
 
 from backfill.batches import Batch
 from backfill.errors import Auth0RequestError
-from backfill.tinybird_sink import AppendResult
+from backfill.tinybird.events import AppendResult
 
 Record = dict[str, Any]
 

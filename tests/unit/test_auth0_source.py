@@ -9,7 +9,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from backfill.auth0_source import Auth0Logs, StaticToken
+from backfill.auth0.source import Auth0Logs
+from backfill.auth0.tokens import StaticToken
 from backfill.errors import (
     Auth0CredentialsError,
     Auth0PermissionError,
@@ -197,7 +198,7 @@ def test_non_json_numbers_are_refused_not_rewritten() -> None:
     ],
 )
 def test_parsing_keeps_integers_beyond_64_bits(body: bytes) -> None:
-    from backfill.auth0_source import parse_json
+    from backfill.auth0.source import parse_json
 
     assert parse_json(body) == json.loads(body)
     assert all(isinstance(value, int) for value in _numbers(parse_json(body)))
@@ -220,13 +221,13 @@ def _numbers(value: object) -> list[object]:
     ],
 )
 def test_parsing_matches_the_standard_library(body: bytes) -> None:
-    from backfill.auth0_source import parse_json
+    from backfill.auth0.source import parse_json
 
     assert repr(parse_json(body)) == repr(json.loads(body))
 
 
 def test_parsing_is_exact_for_ordinary_pages_and_refuses_truncation() -> None:
-    from backfill.auth0_source import parse_json
+    from backfill.auth0.source import parse_json
 
     body = json.dumps([record(2), {"log_id": ID.format(3), "f": 0.1, "u": "ü", "n": None}]).encode()
     assert parse_json(body) == json.loads(body)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from backfill.log_ids import has_observed_shape, order_key, synthesize, write_time
+from backfill.auth0.log_ids import has_observed_shape, order_key, synthesize, write_time
 
 REAL = "90020211103030609732115389415260839021644201259064885298"
 

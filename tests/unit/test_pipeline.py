@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from backfill.auth0.log_ids import order_key, synthesize
 from backfill.batches import BatchLimits
 from backfill.errors import CheckpointExpiredError
-from backfill.log_ids import order_key, synthesize
-from backfill.pipeline import Pipeline, RunOptions, Stopper
-from backfill.planner import StartPoint, split
+from backfill.run.pipeline import Pipeline, RunOptions
+from backfill.run.plan import StartPoint, split
+from backfill.run.stopper import Stopper
 from backfill.state import RunState, new_state
 from backfill.timeutil import parse_record_date
 from tests.unit.fakes import FakeAuth0, FakeTinybird, make_tenant
@@ -210,7 +211,7 @@ def test_a_crash_then_resume_loses_nothing_and_with_dedup_duplicates_nothing() -
     ids = sent_ids(sink)
     assert sorted(set(ids), key=order_key) == expected(records)
     assert len(ids) == len(set(ids)), "a resume with read access adds no duplicates"
-    assert pipeline.totals.already_landed > 0
+    assert pipeline.counts.already_in_tinybird > 0
 
 
 def test_type_filter_still_moves_the_checkpoint() -> None:
@@ -221,7 +222,7 @@ def test_type_filter_still_moves_the_checkpoint() -> None:
     assert {row["data"]["type"] for row in sink.rows} == {"s"}
     assert len(sink.rows) == len([r for r in records if r["type"] == "s"])
     assert current.ranges[0].cursor == records[-1]["log_id"]
-    assert pipeline.totals.filtered == len(records) - len(sink.rows)
+    assert pipeline.counts.filtered == len(records) - len(sink.rows)
 
 
 def test_an_expired_checkpoint_stops_or_restarts_from_the_oldest() -> None:
@@ -238,13 +239,12 @@ def test_an_expired_checkpoint_stops_or_restarts_from_the_oldest() -> None:
     assert json.loads(before)["ranges"][0]["cursor"] == current.ranges[0].cursor
 
     sink = FakeTinybird()
-    pipeline = run(auth0, sink, current, restart_from_oldest=True)
+    run(auth0, sink, current, restart_from_oldest=True)
     oldest_id = auth0.oldest()["log_id"]  # type: ignore[index]
     assert oldest_id == records[300]["log_id"]
     visible = [r["log_id"] for r in records[300:]]
     assert sorted(sent_ids(sink), key=order_key) == visible
     assert len(current.gaps) == 1 and current.gaps[0].seconds > 0
-    assert pipeline.totals.gaps
 
 
 def test_idle_cursors_split_the_longest_range_and_keep_every_guarantee() -> None:

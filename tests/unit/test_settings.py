@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from backfill.errors import ConfigError
-from backfill.settings import normalize_base_url, resolve
+from backfill.settings import resolve
+from backfill.values import normalize_base_url
 
 ENV = {
     "AUTH0_DOMAIN": "tenant.eu.auth0.com",

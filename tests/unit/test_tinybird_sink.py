@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import gzip
 import json
 import random
-import weakref
 from collections.abc import Callable
 
 import httpx
@@ -21,9 +19,8 @@ from backfill.errors import (
     TinybirdNotFoundError,
     TinybirdRequestError,
 )
-from backfill.job import _CollectAfterAppend
 from backfill.retry import RetryPolicy
-from backfill.tinybird_sink import TinybirdEvents
+from backfill.tinybird.events import TinybirdEvents
 
 Handler = Callable[[httpx.Request], httpx.Response]
 DAY = "2026-11-01T00:00:00.000Z"
@@ -170,7 +167,7 @@ def test_after_a_lost_acknowledgement_only_the_missing_rows_are_resent() -> None
     assert 4.9 <= sleeps[0] <= 5.25
     assert landed_checks == [8]
     assert bodies[1] == ["0003", "0004", "0005", "0006", "0007"]
-    assert result.already_landed == 3 and result.successful_rows == 5
+    assert result.already_in_tinybird == 3 and result.successful_rows == 5
 
 
 def test_without_read_access_the_resend_is_byte_identical() -> None:
@@ -199,23 +196,3 @@ def test_a_refused_connection_is_not_ambiguous() -> None:
         raise AssertionError("no landed check after a connection that never opened")
 
     sink(handler, landed=landed).append(batch())
-
-
-def test_the_job_frees_each_sent_batch_once_it_is_answered() -> None:
-    """httpx keeps each response, and through it the request and its body, in a reference cycle;
-    the job's sink collects after every append, so sent batches do not pile up in memory."""
-    requests: list[weakref.ref[httpx.Request]] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        requests.append(weakref.ref(request))
-        return httpx.Response(200, json={"successful_rows": 8, "quarantined_rows": 0})
-
-    events = sink(handler)
-    gc.disable()
-    try:
-        events.append(batch())
-        assert requests[0]() is not None  # answered, yet alive: only the collector frees it
-        _CollectAfterAppend(events).append(batch())
-        assert requests[0]() is None and requests[1]() is None
-    finally:
-        gc.enable()

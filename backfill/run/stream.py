@@ -8,39 +8,39 @@ import logging
 import urllib.parse
 from datetime import datetime
 
-from backfill.auth0_source import Auth0Logs
+from backfill.auth0.event_types import type_filter
+from backfill.auth0.source import Auth0Logs
 from backfill.errors import StateError
-from backfill.event_types import type_filter
 from backfill.settings import Settings
 from backfill.timeutil import clickhouse_literal, iso, parse_record_date
-from backfill.tinybird_sink import TinybirdQuery, quote
+from backfill.tinybird.query import TinybirdQuery, quote
 
 log = logging.getLogger("backfill.live_stream")
 
 HOLE_SECONDS = 900  # quieter stretches than this are asked about: does Auth0 have logs there?
 
 
-def stream_began(query: TinybirdQuery, datasource: str) -> datetime | None:
+def stream_began(query: TinybirdQuery) -> datetime | None:
     """The earliest date in the data source (where the live stream began), None when empty."""
-    rows = query.sql(f"SELECT count() AS rows, toString(min(date)) AS first FROM {datasource}")
+    rows = query.sql(
+        f"SELECT count() AS rows, toString(min(date)) AS first FROM {query.datasource}"
+    )
     if not rows or int(rows[0].get("rows") or 0) == 0:
         return None
     return clickhouse_date(rows[0]["first"])
 
 
-def greatest_log_id(query: TinybirdQuery, datasource: str) -> str | None:
+def greatest_log_id(query: TinybirdQuery) -> str | None:
     """The greatest log_id in the data source (ids order as Auth0's cursor), None when empty."""
-    rows = query.sql(f"SELECT count() AS rows, max(log_id) AS last FROM {datasource}")
+    rows = query.sql(f"SELECT count() AS rows, max(log_id) AS last FROM {query.datasource}")
     if not rows or int(rows[0].get("rows") or 0) == 0:
         return None
     return str(rows[0]["last"])
 
 
-def ids_dated_between(
-    query: TinybirdQuery, datasource: str, low: datetime, high: datetime
-) -> set[str]:
+def ids_dated_between(query: TinybirdQuery, low: datetime, high: datetime) -> set[str]:
     rows = query.sql(
-        f"SELECT log_id FROM {datasource} WHERE date >= {clickhouse_literal(low)} "
+        f"SELECT log_id FROM {query.datasource} WHERE date >= {clickhouse_literal(low)} "
         f"AND date < {clickhouse_literal(high)}"
     )
     return {str(row["log_id"]) for row in rows}

@@ -84,7 +84,7 @@ class Datafile:
 
 def seed_datafile_text() -> str:
     """The Auth0 data source of Tinybird's Log Streams guide, verbatim."""
-    return resources.files("backfill").joinpath("auth0.datasource").read_text("utf-8")
+    return resources.files("backfill.tinybird").joinpath("auth0.datasource").read_text("utf-8")
 
 
 def parse_datafile(text: str) -> Datafile:

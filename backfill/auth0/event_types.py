@@ -28,7 +28,7 @@ class EventType:
 
 @cache
 def catalog() -> dict[str, EventType]:
-    text = resources.files("backfill").joinpath("event_types.tsv").read_text(encoding="utf-8")
+    text = resources.files("backfill.auth0").joinpath("event_types.tsv").read_text(encoding="utf-8")
     rows = csv.DictReader(text.splitlines(), delimiter="\t")
     return {
         row["code"]: EventType(

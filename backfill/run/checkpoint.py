@@ -1,0 +1,83 @@
+"""The checkpoint of an earlier run: load it, and refuse it when it is not this run's (another
+tenant or data source, other flags, not ours at all)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from backfill import state as state_file
+from backfill.errors import StateError
+from backfill.settings import Settings
+from backfill.state import RunState
+from backfill.timeutil import iso
+
+log = logging.getLogger("backfill.job")
+
+
+def started_with(settings: Settings) -> dict[str, Any]:
+    """The flags a checkpoint is bound to: a resume with other ones is refused."""
+    return {
+        "from_date": iso(settings.from_date) if settings.from_date else None,
+        "from_log_id": settings.from_log_id,
+        "until_date": iso(settings.until_date) if settings.until_date else None,
+        "types": list(settings.types),
+        "exclude_types": list(settings.exclude_types),
+    }
+
+
+def load_state(settings: Settings, *, restart: bool) -> RunState | None:
+    """The checkpoint to resume, None to start afresh; refused when it is not this run's."""
+    path = settings.state
+    try:
+        existing = state_file.load(path)
+    except StateError:
+        if not restart or _foreign(path):
+            raise
+        kept = state_file.set_aside(path)
+        log.warning("state_restart damaged_state_kept_at=%s", kept)
+        return None
+    if existing is None:
+        return None
+    if restart:
+        log.warning(
+            "state_restart discarded=%s rows_already_sent=%d note='rows sent before are not "
+            "checked again; they may be duplicated'",
+            path,
+            existing.rows_sent,
+        )
+        return None
+    state_file.check_binding(
+        existing, path=path, tenant=settings.auth0_domain, datasource=settings.datasource
+    )
+    _check_same_flags(existing, settings, path)
+    return existing
+
+
+def _check_same_flags(existing: RunState, settings: Settings, path: Path) -> None:
+    differing = []
+    for key, value in started_with(settings).items():
+        if value in (None, []):
+            continue  # not given this time: resume as started
+        if existing.started_with.get(key) != value:
+            before = existing.started_with.get(key)
+            differing.append(f"{key.replace('_', '-')} {value} (started with {before})")
+    if differing:
+        raise StateError(
+            f"State file {path} holds a run started with other settings: "
+            + "; ".join(differing)
+            + ".",
+            hint=f"Repeat the original flags (or none) to resume it, use another --state for a "
+            f"different range, or add --restart to discard {path} and start over.",
+        )
+
+
+def _foreign(path: Path) -> bool:
+    """A readable JSON file that is not ours: never overwrite it, not even with --restart."""
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return not (isinstance(document, dict) and document.get("format") == state_file.STATE_FORMAT)

@@ -1,0 +1,183 @@
+"""One backfill for one tenant (``run_job``), or several at once (``run_tenants``): start the run
+(``start``), drive the pipeline, and build the report once, at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from backfill import __version__, logsetup
+from backfill import state as state_file
+from backfill.errors import BackfillError, Interrupted
+from backfill.progress import Coverage, ProgressReporter
+from backfill.run.pipeline import Pipeline
+from backfill.run.report import Counts, Report
+from backfill.run.request import JobRequest, Notes
+from backfill.run.start import NothingToDo, Plan, start
+from backfill.services import Services, open_services
+from backfill.state import RunState
+from backfill.timeutil import iso, utcnow
+
+log = logging.getLogger("backfill.job")
+
+__all__ = ["JobRequest", "Report", "Runner", "run_job", "run_requests", "run_tenants"]
+
+Runner = Callable[[list[JobRequest], bool], list[Report]]
+
+
+def run_requests(requests: list[JobRequest], single: bool) -> list[Report]:
+    """What ``run`` does with its requests (tests of the command line give it another)."""
+    return [run_job(requests[0])] if single else run_tenants(requests)
+
+
+def run_tenants(requests: list[JobRequest]) -> list[Report]:
+    """Several tenants at once, each with its own clients and pacer; one failing stops no other."""
+    reports: list[Report | None] = [None] * len(requests)
+
+    def one(index: int) -> None:
+        request = requests[index]
+        logsetup.set_tenant(request.settings.tenant_name)
+        try:
+            reports[index] = run_job(request)
+        except BackfillError as error:  # settings problems found late (e.g. missing secret)
+            settings = request.settings
+            reports[index] = Report.build(
+                tenant=settings.tenant_name or str(settings.auth0_base_url),
+                datasource=settings.datasource,
+                state_path=str(settings.state),
+                outcome="failed",
+                exit_code=error.exit_code,
+                error=str(error),
+            )
+
+    threads = [
+        threading.Thread(target=one, args=(index,), name=f"tenant-{index}")
+        for index in range(len(requests))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [report for report in reports if report is not None]
+
+
+def run_job(request: JobRequest) -> Report:
+    settings = request.settings
+    settings.require_auth0()
+    if not request.dry_run:
+        settings.require_tinybird()
+    started = time.monotonic()
+    notes = Notes()
+    services: Services | None = None
+    plan: Plan | NothingToDo | None = None
+    pipeline: Pipeline | None = None
+    outcome, exit_code, error = "failed", 1, None
+    try:
+        with _lock(request), _services(request) as services:
+            plan = start(request, services, notes)
+            if isinstance(plan, NothingToDo):
+                outcome, exit_code = "nothing_to_do", 0
+            else:
+                progress = _progress(request, plan)
+                pipeline = Pipeline(
+                    source=services.auth0,
+                    sink=plan.sink,
+                    state=plan.state,
+                    save=_saver(request, plan),
+                    options=plan.options,
+                    stopper=request.stopper,
+                    progress=progress,
+                    landed_between=plan.landed_between,
+                    already_in_tinybird=plan.already_in_tinybird,
+                )
+                outcome, exit_code = _execute(request, plan, pipeline, progress), 0
+    except BackfillError as failure:
+        error, exit_code = str(failure), failure.exit_code
+        outcome = "interrupted" if isinstance(failure, Interrupted) else "failed"
+        log.error("%s exit_code=%d: %s", outcome, failure.exit_code, failure)
+    state = plan.state if isinstance(plan, Plan) else None
+    return Report.build(
+        tenant=settings.tenant_name or settings.auth0_domain,
+        datasource=settings.datasource,
+        state_path=str(settings.state),
+        outcome=outcome,
+        exit_code=exit_code,
+        error=error,
+        counts=pipeline.counts if pipeline else Counts(),
+        state=state,
+        retries=services.retry.retries if services else 0,
+        rate_limited=services.pacer.throttled if services else 0,
+        seconds=time.monotonic() - started,
+        exactly_once=plan.exactly_once if isinstance(plan, Plan) else not request.dry_run,
+        notes=notes,
+    )
+
+
+def _lock(request: JobRequest) -> contextlib.AbstractContextManager[None]:
+    """A dry run touches no checkpoint; every other run holds the state file's lock."""
+    if request.dry_run:
+        return contextlib.nullcontext()
+    return state_file.exclusive(request.settings.state)
+
+
+@contextlib.contextmanager
+def _services(request: JobRequest) -> Iterator[Services]:
+    stopper = request.stopper
+    with open_services(request.settings, sleep=stopper.sleep, on_stop=stopper.on_stop) as services:
+        yield services
+
+
+def _saver(request: JobRequest, plan: Plan) -> Callable[[RunState], None]:
+    def save(snapshot: RunState) -> None:
+        if plan.persist:
+            state_file.save(request.settings.state, snapshot)
+
+    return save
+
+
+def _progress(request: JobRequest, plan: Plan) -> ProgressReporter | None:
+    if plan.dry_run:
+        return None
+    return ProgressReporter.choose(
+        Coverage(plan.state.ranges),
+        quiet=request.quiet,
+        interval=request.settings.progress_interval,
+        lines=request.progress == "lines",
+    )
+
+
+def _execute(
+    request: JobRequest, plan: Plan, pipeline: Pipeline, progress: ProgressReporter | None
+) -> str:
+    """Run the pipeline; the outcome. The state records how the run ended, whatever happened."""
+    if plan.dry_run:
+        pipeline.run()
+        return "dry_run"
+    current = plan.state
+    run_started = iso(utcnow())
+    outcome = "failed"
+    try:
+        pipeline.run()
+        bounded = all(item.end is not None for item in current.ranges)
+        outcome = "reached_until" if current.finished() and bounded else "caught_up"
+    except Interrupted:
+        outcome = "interrupted"
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+        current.last_run = {
+            "started_at": run_started,
+            "finished_at": iso(utcnow()),
+            "outcome": outcome,
+            "rows_sent": pipeline.counts.rows_sent,
+            "version": __version__,
+        }
+        if plan.persist:
+            with contextlib.suppress(OSError):
+                state_file.save(request.settings.state, current)
+    return outcome

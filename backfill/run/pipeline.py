@@ -1,0 +1,365 @@
+"""The order of operations: read a page, transform, batch, send, wait for the acknowledgement,
+then record the checkpoint. Only this module knows that order.
+
+Concurrency, and why it keeps every guarantee:
+- Readers (one per range at a time, up to ``concurrency``) page their range by checkpoint through
+  the shared pacer (``reader.RangeReader``), and put full batches on a bounded queue, so reading
+  never waits on Tinybird and memory stays bounded. A reader out of ranges splits the range with
+  the most left to read (``steal``).
+- Senders (``in_flight`` of them) append batches with ``wait=true``.
+- The committer records a range's acknowledgements strictly in the order its batches were read:
+  a batch acknowledged early waits for the ones before it, so the checkpoint never passes a batch
+  Tinybird has not acknowledged. Before a batch is handed to a sender, the state file records it
+  as pending (its log_id span and digest), so a resume after a crash can ask Tinybird which of
+  its rows landed and send only the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from backfill.batches import Batch, BatchLimits
+from backfill.errors import Interrupted
+from backfill.run.commit import Committer, recover_pending
+from backfill.run.reader import (
+    Outlet,
+    RangeReader,
+    ReadCounts,
+    ReadOptions,
+    Record,
+    Source,
+    Stopping,
+)
+from backfill.run.report import Counts
+from backfill.run.steal import Fetched, choose_split
+from backfill.run.stopper import Stopper
+from backfill.state import Gap, PendingAppend, RangeState, RunState
+from backfill.timeutil import utcnow
+from backfill.tinybird.events import AppendResult
+
+log = logging.getLogger("backfill.pipeline")
+
+
+class Sink(Protocol):
+    def append(self, batch: Batch) -> AppendResult: ...
+
+
+class Progress(Protocol):
+    def advance(self, range_id: int, date: datetime | None, records: int) -> None: ...
+
+    def split(self, shortened: RangeState, new: RangeState) -> None: ...
+
+    def tick(self, counts: Counts) -> None: ...
+
+
+class _NoProgress:
+    def advance(self, range_id: int, date: datetime | None, records: int) -> None:
+        pass
+
+    def split(self, shortened: RangeState, new: RangeState) -> None:
+        pass
+
+    def tick(self, counts: Counts) -> None:
+        pass
+
+
+@dataclass
+class RunOptions:
+    limits: BatchLimits = field(default_factory=BatchLimits)
+    concurrency: int = 8
+    in_flight: int = 4
+    late_margin: timedelta = timedelta(seconds=60)
+    keep_type: Callable[[object], bool] | None = None
+    restart_from_oldest: bool = False
+    shutdown_grace: float = 30.0
+    resume_settle: float = 5.0
+    flush_seconds: float = 60.0  # send a range's batch at least this often
+    take: int = 100
+    # True while the source's rate limit, not the number of cursors, sets the pace: then an idle
+    # cursor splitting a range would only add partial pages and re-read margins.
+    rate_limited: Callable[[], bool] = lambda: False
+
+    def reading(self) -> ReadOptions:
+        return ReadOptions(
+            limits=self.limits,
+            take=self.take,
+            late_margin=self.late_margin,
+            flush_seconds=self.flush_seconds,
+            keep_type=self.keep_type,
+            restart_from_oldest=self.restart_from_oldest,
+        )
+
+
+@dataclass
+class _RangeRun:
+    state: RangeState
+    fetched: Fetched = field(default_factory=Fetched)
+
+
+class Pipeline(Outlet):
+    def __init__(
+        self,
+        *,
+        source: Source,
+        sink: Sink,
+        state: RunState,
+        save: Callable[[RunState], None],
+        options: RunOptions,
+        stopper: Stopper,
+        progress: Progress | None = None,
+        landed_between: Callable[[PendingAppend], set[str]] | None = None,
+        already_in_tinybird: set[str] | None = None,
+        now: Callable[[], datetime] = utcnow,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._source = source
+        self._sink = sink
+        self._state = state
+        self._options = options
+        self._reading = options.reading()
+        self._stopper = stopper
+        self._progress = progress or _NoProgress()
+        self._landed_between = landed_between
+        self._now = now
+        self._lock = threading.RLock()
+        self._runs = {item.id: _RangeRun(item) for item in state.ranges}
+        self._work: queue.Queue[int] = queue.Queue()
+        self._send: queue.Queue[Batch | None] = queue.Queue(maxsize=options.in_flight)
+        # log_ids Tinybird already has (appends in flight when the last run died, what the live
+        # stream delivered). Shared by every range: after a re-split, another range than the
+        # one that sent them reads them.
+        self._already_in_tinybird: set[str] = set(already_in_tinybird or ())
+        self._readers_left = 0
+        self.counts = Counts()
+        self._commits = Committer(state, save, self.counts)
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def run(self) -> Counts:
+        with contextlib.suppress(Stopping):  # a signal while settling: stop before starting
+            self._already_in_tinybird |= recover_pending(
+                self._state,
+                self._landed_between,
+                settle_seconds=self._options.resume_settle,
+                sleep=self._stopper.sleep,
+            )
+        if self._stopper.stopping:
+            return self._finish()
+        pending_ranges = sorted(
+            (item for item in self._state.ranges if not item.done),
+            key=lambda item: (item.start or "", item.id),
+        )
+        for item in pending_ranges:
+            self._work.put(item.id)
+        readers = [
+            threading.Thread(target=self._reader, name=f"reader-{index}", daemon=True)
+            for index in range(min(self._options.concurrency, len(pending_ranges)))
+        ]
+        senders = [
+            threading.Thread(target=self._sender, name=f"sender-{index}", daemon=True)
+            for index in range(self._options.in_flight)
+        ]
+        self._readers_left = len(readers)
+        self._state.running = True
+        self._save_state()
+        for thread in readers + senders:
+            thread.start()
+        while not self._stopper.stopping:
+            with self._lock:
+                finished = self._readers_left == 0 and self._commits.outstanding == 0
+            if finished:
+                break
+            self._progress.tick(self.counts)
+            self._stopper.wait(0.2)
+        self._shutdown(readers, senders)
+        return self._finish()
+
+    def _finish(self) -> Counts:
+        self._progress.tick(self.counts)
+        if self._stopper.error is not None:
+            raise self._stopper.error
+        if self._stopper.signum is not None:
+            raise Interrupted(self._stopper.signum)
+        return self.counts
+
+    def _shutdown(self, readers: list[threading.Thread], senders: list[threading.Thread]) -> None:
+        for _ in senders:
+            self._put_sentinel()
+        deadline = time.monotonic() + self._options.shutdown_grace
+        for thread in senders + readers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        abandoned = [thread.name for thread in senders if thread.is_alive()]
+        if abandoned:
+            log.warning(
+                "shutdown abandoned_appends=%d reason=grace_expired grace=%.0fs",
+                len(abandoned),
+                self._options.shutdown_grace,
+            )
+        with self._lock:
+            self._state.running = bool(abandoned)
+            self._save_state()
+
+    def _put_sentinel(self) -> None:
+        while True:
+            try:
+                self._send.put(None, timeout=0.1)
+                return
+            except queue.Full:
+                # Stopping: queued batches will not be sent; drop one to make room.
+                try:
+                    dropped = self._send.get_nowait()
+                except queue.Empty:
+                    continue
+                if dropped is not None:
+                    self._drop(dropped)
+
+    # -- readers ----------------------------------------------------------------------------
+
+    def _reader(self) -> None:
+        try:
+            while not self._stopper.stopping:
+                try:
+                    run = self._runs[self._work.get_nowait()]
+                except queue.Empty:
+                    stolen = self._steal()
+                    if stolen is None:
+                        with self._lock:
+                            busy = any(other.fetched.reading for other in self._runs.values())
+                        if not busy:
+                            return
+                        self._stopper.wait(0.25)  # a range may become worth splitting
+                        continue
+                    run = stolen
+                self._read_range(run)
+        except BaseException as error:  # noqa: BLE001 - any failure of a worker stops the run
+            self._stopper.fail(error)
+        finally:
+            with self._lock:
+                self._readers_left -= 1
+
+    def _read_range(self, run: _RangeRun) -> None:
+        if run.state.done:
+            return
+        with self._lock:
+            run.fetched.reading = True
+        try:
+            RangeReader(
+                run.state,
+                source=self._source,
+                outlet=self,
+                options=self._reading,
+                already_in_tinybird=self._already_in_tinybird,
+                clock=self._clock,
+                now=self._now,
+            ).read()
+        finally:
+            with self._lock:
+                run.fetched.reading = False
+
+    def _steal(self) -> _RangeRun | None:
+        """An idle cursor takes the far half of the range with the most left to read (``steal``).
+
+        The reader of the shortened range picks up its new end with its next page. Both halves
+        are in the state file before either reads on.
+        """
+        if self._options.rate_limited():
+            return None
+        with self._lock:
+            split = choose_split(
+                ((run.state, run.fetched) for run in self._runs.values()),
+                margin=self._options.late_margin,
+                now=self._now(),
+                new_id=max(self._runs) + 1,
+            )
+            if split is None:
+                return None
+            split.victim.end = split.new.start
+            self._state.ranges.append(split.new)
+            run = self._runs[split.new.id] = _RangeRun(split.new)
+            self._progress.split(split.victim, split.new)
+            self._save_state()
+            log.info(
+                "range_split range=%d at=%s new_range=%d logs_left~%d",
+                split.victim.id,
+                split.new.start,
+                split.new.id,
+                split.logs_left,
+            )
+            return run
+
+    # -- what readers call (Outlet) ---------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopper.stopping
+
+    def fetched(self, range_id: int, page: list[Record]) -> str | None:
+        with self._lock:
+            run = self._runs[range_id]
+            run.fetched.record(page)
+            return run.state.end
+
+    def count(self, range_id: int, counts: ReadCounts, last_date: datetime | None) -> None:
+        with self._lock:
+            self.counts.records_read += counts.read
+            self.counts.filtered += counts.filtered
+            self.counts.outside_range += counts.outside_range
+            self.counts.undated += counts.undated
+        self._progress.advance(range_id, last_date, counts.read)
+
+    def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None:
+        """After --restart-from-oldest: the range continues at the oldest retained log, once
+        every batch read before the jump is committed (the jump is itself in the commit order)."""
+        with self._lock:
+            self._commits.reposition_next(range_id, oldest_id, gap)
+            self.emit(range_id, mark)
+
+    # -- hand-over to senders and the committer ------------------------------------------------
+
+    def emit(self, range_id: int, batch: Batch) -> None:
+        with self._lock:
+            if not self._commits.register(batch):
+                return  # nothing to send: committed at once
+        while True:
+            if self._stopper.stopping:
+                self._drop(batch)
+                raise Stopping
+            try:
+                self._send.put(batch, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _sender(self) -> None:
+        while True:
+            batch = self._send.get()
+            if batch is None:
+                return
+            if self._stopper.stopping:
+                self._drop(batch)
+                continue
+            try:
+                result = self._sink.append(batch)
+            except BaseException as error:  # noqa: BLE001 - any failure of a worker stops the run
+                self._stopper.fail(error)
+                self._drop(batch, sent=True)
+                continue
+            with self._lock:
+                self._commits.acknowledge(batch, result)
+
+    def _drop(self, batch: Batch, *, sent: bool = False) -> None:
+        with self._lock:
+            self._commits.drop(batch, sent=sent)
+
+    def _save_state(self) -> None:
+        with self._lock:
+            self._commits.save()

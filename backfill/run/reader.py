@@ -1,0 +1,270 @@
+"""A range's reader: pages one range by checkpoint, keeps what is dated inside it and of the
+wanted types, and cuts batches.
+
+It knows nothing of threads, senders or the commit order: it talks to the pipeline through
+``Outlet`` (hand over a batch, count what was read, say how far it fetched), so it can be tested
+with a list standing in for the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Container
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from backfill.auth0.log_ids import order_key, write_time
+from backfill.batches import Batch, BatchBuilder, BatchLimits
+from backfill.envelope import serialize, to_envelope
+from backfill.errors import Auth0RequestError, CheckpointExpiredError
+from backfill.state import Gap, RangeState
+from backfill.timeutil import humanize, iso, parse_record_date, stamp
+
+log = logging.getLogger("backfill.pipeline")
+
+Record = dict[str, Any]
+
+RETENTION_TABLE = (
+    "Auth0 keeps logs for: Starter/free 1 day, Essentials 5 days, Professional 10 days, "
+    "Enterprise 30 days."
+)
+
+
+class Source(Protocol):
+    def page_after(self, checkpoint: str, take: int = 100) -> list[Record]: ...
+
+    def get(self, log_id: str) -> Record | None: ...
+
+    def oldest(self) -> Record | None: ...
+
+
+@dataclass(frozen=True)
+class ReadCounts:
+    read: int = 0
+    filtered: int = 0
+    outside_range: int = 0
+    undated: int = 0
+
+
+class Outlet(Protocol):
+    """What a reader needs from the pipeline."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def fetched(self, range_id: int, page: list[Record]) -> str | None:
+        """Record how far the range has fetched; its end now (a split may have moved it)."""
+        ...
+
+    def emit(self, range_id: int, batch: Batch) -> None: ...
+
+    def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None: ...
+
+    def count(self, range_id: int, counts: ReadCounts, last_date: datetime | None) -> None: ...
+
+
+class Stopping(Exception):
+    """Raised inside worker threads once the run is stopping."""
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    limits: BatchLimits
+    take: int
+    late_margin: timedelta
+    flush_seconds: float  # send a range's batch at least this often
+    keep_type: Callable[[object], bool] | None
+    restart_from_oldest: bool
+
+
+class RangeReader:
+    """Reads one range by checkpoint, filters on date and type, and cuts batches."""
+
+    def __init__(
+        self,
+        item: RangeState,
+        *,
+        source: Source,
+        outlet: Outlet,
+        options: ReadOptions,
+        already_in_tinybird: Container[str],
+        clock: Callable[[], float],
+        now: Callable[[], datetime],
+    ) -> None:
+        self.item = item
+        self.source = source
+        self.outlet = outlet
+        self.options = options
+        self.already_in_tinybird = already_in_tinybird
+        self.clock = clock
+        self.now = now
+        # Dates are compared as canonical stamps (timeutil.stamp): strings, cheap per record.
+        self.lower = stamp(item.start)
+        self.upper: str | None = None
+        self.stop_at: str | None = None
+        self.end_seen: str | None = None
+        self.take_end(item.end)
+        self.builder = BatchBuilder(options.limits, item.id, clock=clock)
+        self.last_consumed: str | None = None
+        self.last_consumed_date: str | None = None
+        self.filtered = 0
+        self.outside = 0
+        self.undated = 0
+
+    def read(self) -> None:
+        item = self.item
+        if item.lead and item.cursor is None:
+            lead = self.source.get(item.lead)
+            if lead is not None:
+                self.consume(lead)
+        position: str | None = self.last_consumed or item.position
+        while position is not None:
+            if self.outlet.stopping:
+                raise Stopping
+            try:
+                page = self.source.page_after(position, self.options.take)
+            except Auth0RequestError as error:
+                if error.status != 400:
+                    raise
+                position = self.expired(position, error)
+                continue
+            position = self.read_page(page, position)
+
+    def take_end(self, end: str | None) -> None:
+        """The range's end, which a split may have moved closer."""
+        if end == self.end_seen:
+            return  # unchanged (the common case, once a page); no end: None, None as set up
+        self.end_seen = end
+        moment = _parse(end)
+        self.upper = iso(moment) if moment else None
+        self.stop_at = iso(moment + self.options.late_margin) if moment else None
+
+    def read_page(self, page: list[Record], position: str) -> str | None:
+        """Consume one page; the next position, or None when the range's reading is over."""
+        # Taken after recording the fetch: a split from now on lies beyond every record of it.
+        self.take_end(self.outlet.fetched(self.item.id, page))
+        last_date: str | None = None
+        try:
+            for record in page:
+                date = self.date_of(record)
+                if self.stop_at is not None and date is not None and date >= self.stop_at:
+                    self.finish(completes=True)
+                    return None
+                self.consume(record, date)
+                last_date = date or last_date
+        finally:
+            counts = ReadCounts(len(page), self.filtered, self.outside, self.undated)
+            self.filtered = self.outside = self.undated = 0
+            self.outlet.count(self.item.id, counts, _parse(last_date))
+        if len(page) < self.options.take:
+            # Caught up with what Auth0 has written. A bounded range whose end lies further back
+            # than the late margin is complete: every log dated before it has been written.
+            complete = self.stop_at is not None and iso(self.now()) >= self.stop_at
+            self.finish(completes=complete)
+            return None
+        if self.builder.consumed and (
+            self.builder.consumed >= self.options.limits.max_rows
+            or self.clock() - self.builder.opened >= self.options.flush_seconds
+        ):
+            # A long stretch filtered out, or a slow plan filling batches slowly: send what
+            # there is, so the checkpoint moves and a stop re-reads little.
+            self.flush()
+        return str(page[-1]["log_id"]) if page else position
+
+    def date_of(self, record: Record) -> str | None:
+        """The record's date as a stamp; without one, the write time its id carries."""
+        date = stamp(record.get("date"))
+        if date is None:
+            self.undated += 1
+            log_id = record.get("log_id")
+            written = write_time(log_id) if isinstance(log_id, str) else None
+            date = iso(written) if written else None
+        return date
+
+    def consume(self, record: Record, date: str | None = None) -> None:
+        envelope = to_envelope(record)  # raises on a record without a log_id
+        log_id: str = envelope["log_id"]
+        if date is None:
+            date = self.date_of(record)
+        keep_type = self.options.keep_type
+        if not self.in_range(date):
+            self.outside += 1  # another range's (read past an edge for late-written ids)
+        elif keep_type is not None and not keep_type(record.get("type")):
+            self.filtered += 1
+        elif log_id in self.already_in_tinybird:
+            self.builder.count_already_in_tinybird(date)
+        else:
+            line = serialize(envelope)
+            if not self.builder.fits(len(line), date):
+                self.flush()
+            self.builder.add_line(line, log_id, date)
+        self.builder.count_consumed()
+        self.last_consumed = log_id
+        raw_date = record.get("date")
+        self.last_consumed_date = raw_date if isinstance(raw_date, str) else None
+
+    def in_range(self, date: str | None) -> bool:
+        if date is None:
+            return True  # no date and no readable id: only a single-range run reads it
+        if self.lower is not None and date < self.lower:
+            return False
+        return self.upper is None or date < self.upper
+
+    def close(self) -> Batch:
+        return self.builder.close(self.last_consumed, seq=-1, cursor_date=self.last_consumed_date)
+
+    def flush(self) -> None:
+        if self.builder.consumed:
+            self.outlet.emit(self.item.id, self.close())
+
+    def finish(self, *, completes: bool) -> None:
+        batch = self.close()
+        batch.ends_range, batch.completes_range = True, completes
+        self.outlet.emit(self.item.id, batch)
+
+    def expired(self, position: str, error: Auth0RequestError) -> str | None:
+        """A 400 on a checkpoint: did it age out of retention? Stop, or skip the gap knowingly."""
+        oldest = self.source.oldest()
+        if oldest is None or order_key(position) >= order_key(oldest["log_id"]):
+            raise error
+        then = write_time(position) or _parse(self.item.cursor_date)
+        oldest_date = parse_record_date(oldest.get("date"))
+        age = f"{humanize(self.now() - then)} old" if then else "of unknown age"
+        if not self.options.restart_from_oldest:
+            raise CheckpointExpiredError(
+                f"The checkpoint {position} ({iso(then) if then else 'date unknown'}, {age}) is "
+                f"older than the oldest log Auth0 still retains ({oldest.get('date')}): the logs "
+                f"between them are gone. {RETENTION_TABLE}",
+                hint="Run again with --restart-from-oldest to accept the gap and go on from the "
+                "oldest retained log (the gap is recorded and reported), or start over with "
+                "--restart.",
+            )
+        self.flush()
+        seconds = (oldest_date - then).total_seconds() if then and oldest_date else 0.0
+        gap = Gap(
+            after_log_id=position,
+            after_date=iso(then) if then else None,
+            resumed_at_date=oldest.get("date"),
+            seconds=max(seconds, 0.0),
+        )
+        log.warning(
+            "checkpoint_expired range=%d gap=%s from=%s to=%s action=restart_from_oldest",
+            self.item.id,
+            humanize(gap.seconds),
+            gap.after_date,
+            gap.resumed_at_date,
+        )
+        gone = self.upper is not None and oldest_date is not None and self.upper <= iso(oldest_date)
+        mark = self.close()
+        mark.ends_range = mark.completes_range = gone
+        self.outlet.reposition(self.item.id, mark, str(oldest["log_id"]), gap)
+        if gone:
+            return None  # the whole rest of this range aged out
+        self.last_consumed = None
+        self.consume(oldest)
+        return str(oldest["log_id"])
+
+
+def _parse(value: str | None) -> datetime | None:
+    return parse_record_date(value) if value else None

@@ -1,0 +1,67 @@
+"""What the operator asked for, for one tenant, and the run options it comes to."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import IO
+
+from backfill.auth0.event_types import type_filter
+from backfill.batches import BatchLimits
+from backfill.run.pipeline import RunOptions
+from backfill.run.stopper import Stopper
+from backfill.settings import Settings
+
+log = logging.getLogger("backfill.job")
+
+
+@dataclass
+class JobRequest:
+    """What the operator asked for, for one tenant."""
+
+    settings: Settings
+    stopper: Stopper
+    restart: bool = False
+    restart_from_oldest: bool = False
+    dry_run: bool = False
+    output: IO[bytes] | None = None
+    quiet: bool = False
+    progress: str = "auto"  # "auto": a bar on a terminal, else lines; "lines"
+    until_stream_start: bool = False
+    resume_from_tinybird: bool = False
+
+
+class Notes(list[str]):
+    """What the operator should know about the plan; each is logged as it is made."""
+
+    def add(self, note: str) -> None:
+        self.append(note)
+        log.info("note %r", note)
+
+
+def run_options(
+    request: JobRequest,
+    *,
+    sequential: bool = False,
+    max_months: int | None = None,
+    rate_limited: Callable[[], bool] = lambda: False,
+) -> RunOptions:
+    settings = request.settings
+    return RunOptions(
+        limits=BatchLimits(
+            max_rows=settings.max_rows,
+            max_bytes=settings.max_bytes,
+            max_months=max_months or settings.max_months,
+        ),
+        concurrency=1 if sequential else settings.concurrency,
+        in_flight=1 if sequential else settings.in_flight,
+        late_margin=timedelta(seconds=settings.late_margin_seconds),
+        keep_type=type_filter(settings.types, settings.exclude_types),
+        restart_from_oldest=request.restart_from_oldest,
+        shutdown_grace=settings.shutdown_grace,
+        resume_settle=settings.resume_settle,
+        flush_seconds=settings.flush_seconds,
+        rate_limited=rate_limited,
+    )

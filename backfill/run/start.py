@@ -1,0 +1,361 @@
+"""Where a run starts: the mode is decided once (``start``), and each mode has its function,
+which returns a ``Plan`` (the state to run, the options, the sink, what Tinybird already holds)
+or ``NothingToDo``.
+
+- ``fresh``: no checkpoint; from ``--from-log-id``, ``--from-date`` or the oldest log.
+- ``until_stream_start``: fresh, ending where the live stream's data begins.
+- ``resume``: the checkpoint of an earlier run (its open tail cut again when far behind).
+- ``from_tinybird``: the resume point is the greatest log_id in the data source, no state file.
+- ``dry_run``: envelopes to a file instead of Tinybird; the checkpoint is not touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import IO
+
+from backfill import state as state_file
+from backfill.auth0.log_ids import write_time
+from backfill.batches import Batch
+from backfill.errors import TinybirdAuthError, TinybirdNotFoundError
+from backfill.run import stream
+from backfill.run.checkpoint import load_state, started_with
+from backfill.run.pipeline import RunOptions, Sink
+from backfill.run.plan import estimate_logs, find_start, resplit_tail, split, tail_behind
+from backfill.run.request import JobRequest, Notes, run_options
+from backfill.services import Services, tinybird_events, tinybird_query
+from backfill.settings import Settings
+from backfill.state import PendingAppend, RangeState, RunState
+from backfill.timeutil import iso, parse_record_date, utcnow
+from backfill.tinybird.events import AppendResult
+from backfill.tinybird.query import TinybirdQuery
+from backfill.tinybird.region import region_hint
+
+log = logging.getLogger("backfill.job")
+
+
+@dataclass
+class Plan:
+    state: RunState
+    options: RunOptions
+    sink: Sink
+    persist: bool  # the checkpoint is saved as the run goes (not without a state file)
+    exactly_once: bool  # Tinybird can be asked what already landed
+    landed_between: Callable[[PendingAppend], set[str]] | None = None
+    already_in_tinybird: set[str] = field(default_factory=set)
+    dry_run: bool = False
+
+
+class NothingToDo:
+    """The tenant has no logs at all."""
+
+
+def start(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
+    """Decide the run's mode, once, and start it. ``notes`` collects what the operator should
+    know, also when starting fails."""
+    if request.dry_run:
+        return dry_run(request, services, notes)
+    if request.resume_from_tinybird:
+        return from_tinybird(request, services, notes)
+    existing = load_state(request.settings, restart=request.restart)
+    if existing is not None:
+        return resume(request, services, existing, notes)
+    if request.until_stream_start:
+        return until_stream_start(request, services, notes)
+    return fresh(request, services, notes)
+
+
+# -- the modes ------------------------------------------------------------------------------
+
+
+def fresh(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
+    settings = request.settings
+    access = _tinybird(services, notes)
+    state = new_run(services, notes, end=settings.until_date, cursors=settings.concurrency)
+    if state is None:
+        return NothingToDo()
+    return _plan(request, services, access, state)
+
+
+def until_stream_start(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
+    settings = request.settings
+    access = _tinybird(services, notes)
+    first = _stream_start(access, notes)
+    # Read past the stream's first event by the late-id margin: logs dated just before it may
+    # have been written after the stream began (and streamed), or not. What Tinybird already
+    # has in that window is skipped (``_plan``).
+    end = first + timedelta(seconds=settings.late_margin_seconds) if first else None
+    state = new_run(services, notes, end=end, cursors=settings.concurrency)
+    if state is None:
+        return NothingToDo()
+    state.started_with.update(
+        {
+            "until_stream_start": iso(first) if first else None,
+            "until_date": iso(end) if end else None,
+        }
+    )
+    return _plan(request, services, access, state)
+
+
+def resume(request: JobRequest, services: Services, existing: RunState, notes: Notes) -> Plan:
+    settings = request.settings
+    access = _tinybird(services, notes)
+    now = utcnow()
+    tail = tail_behind(existing.ranges, now)
+    expected = None
+    if tail is not None and settings.concurrency > 1:
+        behind = write_time(tail.position)
+        if behind is not None:
+            probe = services.auth0.page_after(tail.position)
+            expected = estimate_logs(probe, now - behind)
+    existing.ranges = resplit_tail(
+        existing.ranges,
+        now=now,
+        cursors=settings.concurrency,
+        margin=timedelta(seconds=settings.late_margin_seconds),
+        expected_logs=expected,
+    )
+    return _plan(request, services, access, existing)
+
+
+def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
+    """The greatest log_id in the data source is the resume point. Rows must then land strictly
+    in order, each append in one monthly partition (so it lands whole): one cursor, one append
+    at a time."""
+    settings = request.settings
+    access = _tinybird(services, notes)
+    query = access.require_read(
+        "--resume-from-tinybird reads the resume point from the data source, and the token "
+        "cannot read it."
+    )
+    last = stream.greatest_log_id(query)
+    if last is None:
+        notes.add("The data source is empty: starting as flags say (or from the oldest log).")
+        state = new_run(services, notes, end=settings.until_date, cursors=1)
+        if state is None:
+            return NothingToDo()
+    else:
+        stream.refuse_unless_own_rows(services.auth0, query, settings)
+        notes.add(f"Resuming after {last}, the greatest log_id in {settings.datasource}.")
+        state = _new_state(settings)
+        state.ranges = [
+            RangeState(
+                id=0,
+                start=iso(settings.from_date) if settings.from_date else None,
+                end=iso(settings.until_date) if settings.until_date else None,
+                start_after=last,
+            )
+        ]
+    return _plan(request, services, access, state, persist=False, sequential=True, max_months=1)
+
+
+def dry_run(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
+    """Envelopes as NDJSON to ``--output`` (or stdout); no Tinybird, the checkpoint untouched."""
+    settings = request.settings
+    existing = state_file.load(settings.state)
+    if existing is not None:
+        state_file.check_binding(
+            existing,
+            path=settings.state,
+            tenant=settings.auth0_domain,
+            datasource=settings.datasource,
+        )
+    if existing is not None and not request.restart:
+        state = existing
+    else:
+        fresh_state = new_run(services, notes, end=settings.until_date, cursors=1)
+        if fresh_state is None:
+            return NothingToDo()
+        state = fresh_state
+    state.pending = []
+    return Plan(
+        state=state,
+        options=run_options(request, sequential=True),
+        sink=NdjsonWriter(request.output),
+        persist=False,
+        exactly_once=False,
+        dry_run=True,
+    )
+
+
+# -- the pieces every mode shares ----------------------------------------------------------
+
+
+def new_run(
+    services: Services, notes: Notes, *, end: datetime | None, cursors: int
+) -> RunState | None:
+    """A new run: where it starts, and its ranges. None when the tenant has no logs at all."""
+    settings = services.settings
+    now = utcnow()
+    margin = timedelta(seconds=settings.late_margin_seconds)
+    start_point = find_start(
+        services.auth0,
+        from_date=settings.from_date,
+        from_log_id=settings.from_log_id,
+        margin=margin,
+        notes=notes.add,
+    )
+    if start_point is None:
+        notes.add("The tenant has no logs at all.")
+        return None
+    expected = None
+    if start_point.shaped and cursors > 1:
+        # One page tells the tenant's density: enough to size the ranges.
+        probe = services.auth0.page_after(start_point.start_after)
+        expected = estimate_logs(probe, (end or now) - start_point.moment)
+    state = _new_state(settings)
+    state.ranges = split(
+        start_point, end=end, now=now, cursors=cursors, margin=margin, expected_logs=expected
+    )
+    log.info("plan ranges=%d expected_logs=%s", len(state.ranges), expected)
+    return state
+
+
+def _new_state(settings: Settings) -> RunState:
+    return state_file.new_state(
+        tenant=settings.auth0_domain,
+        datasource=settings.datasource,
+        tinybird_host=settings.tinybird_host,
+        started_with=started_with(settings),
+    )
+
+
+def _plan(
+    request: JobRequest,
+    services: Services,
+    access: TinybirdAccess,
+    state: RunState,
+    *,
+    persist: bool = True,
+    sequential: bool = False,
+    max_months: int | None = None,
+) -> Plan:
+    """A real run: the sink, and what Tinybird already holds that must not be sent again."""
+    settings = services.settings
+    query = access.query if access.can_read else None
+    sink = tinybird_events(
+        settings,
+        http=services.http,
+        retry=services.retry,
+        landed=query.landed_in if query else None,
+    )
+    landed_between = None
+    if query is not None:
+        reader = query
+
+        def landed_between(pending: PendingAppend) -> set[str]:
+            if pending.first_log_id is None or pending.last_log_id is None:
+                return set()
+            return reader.landed_between(
+                pending.first_log_id,
+                pending.last_log_id,
+                parse_record_date(pending.min_date),
+                parse_record_date(pending.max_date),
+            )
+
+    return Plan(
+        state=state,
+        options=run_options(
+            request,
+            sequential=sequential,
+            max_months=max_months,
+            rate_limited=lambda: services.pacer.saturated,
+        ),
+        sink=sink,
+        persist=persist,
+        exactly_once=access.can_read,
+        landed_between=landed_between,
+        already_in_tinybird=_streamed_near_its_start(access, state, settings),
+    )
+
+
+def _streamed_near_its_start(
+    access: TinybirdAccess, state: RunState, settings: Settings
+) -> set[str]:
+    """A run that ends where the stream began reads past it by the late-id margin: what the
+    stream delivered in that window is not sent again."""
+    stream_start = parse_record_date(state.started_with.get("until_stream_start"))
+    if stream_start is None:
+        return set()
+    margin = timedelta(seconds=settings.late_margin_seconds)
+    found = stream.ids_dated_between(access.query, stream_start - margin, stream_start + margin)
+    log.info("until_stream_start stream_began=%s rows_in_overlap=%d", iso(stream_start), len(found))
+    return found
+
+
+# -- Tinybird before the run ------------------------------------------------------------------
+
+
+@dataclass
+class TinybirdAccess:
+    query: TinybirdQuery
+    can_read: bool
+
+    def require_read(self, why: str) -> TinybirdQuery:
+        if not self.can_read:
+            raise TinybirdAuthError(
+                why, hint="Set TINYBIRD_READ_TOKEN to a token with DATASOURCES:READ on it."
+            )
+        return self.query
+
+
+def _tinybird(services: Services, notes: Notes) -> TinybirdAccess:
+    """Before reading anything: the data source exists, and can we read it (for exactly once)?"""
+    settings = services.settings
+    query = tinybird_query(settings, http=services.http, retry=services.retry)
+    try:
+        found = query.describe()
+    except TinybirdAuthError:
+        found = {}  # this token cannot read metadata; the first append will tell
+        log.info("preflight datasource=unchecked reason='token cannot read data source details'")
+    if found is None:
+        raise TinybirdNotFoundError(
+            f"Tinybird at {settings.tinybird_host} has no data source {settings.datasource!r}.",
+            hint="Create it from tinybird/auth0.datasource (the Log Stream's schema), or set "
+            "TINYBIRD_DATASOURCE. The backfill never creates it: the Events API would guess a "
+            "schema the live stream does not use. " + region_hint(settings.tinybird_host),
+        )
+    try:
+        query.sql(f"SELECT log_id FROM {settings.datasource} LIMIT 0")
+    except TinybirdAuthError:
+        log.warning("exactly_once=off reason=no_read_access")
+        notes.append(
+            "No read access to Tinybird (set TINYBIRD_READ_TOKEN, or use an append token that "
+            "can also read): exactly-once is off, so a crash may send a batch's rows twice."
+        )
+        return TinybirdAccess(query, can_read=False)
+    return TinybirdAccess(query, can_read=True)
+
+
+def _stream_start(access: TinybirdAccess, notes: Notes) -> datetime | None:
+    """The earliest date already in the data source: where the live stream began."""
+    query = access.require_read(
+        "--until-stream-start needs to read the data source, and the token cannot."
+    )
+    first = stream.stream_began(query)
+    if first is None:
+        notes.add("The data source is empty: no live stream yet, going until caught up.")
+        return None
+    notes.add(
+        f"The live stream's first event in Tinybird is at {iso(first)}: "
+        "backfilling up to it (exclusive)."
+    )
+    return first
+
+
+class NdjsonWriter:
+    """The dry run's sink: writes the envelopes instead of sending them."""
+
+    def __init__(self, output: IO[bytes] | None) -> None:
+        self._output = output
+
+    def append(self, batch: Batch) -> AppendResult:
+        output = self._output or sys.stdout.buffer
+        for line in batch.lines():
+            output.write(line)
+        output.flush()
+        return AppendResult(successful_rows=batch.rows)

@@ -1,0 +1,123 @@
+"""The clients a command talks to, built from the settings: one HTTP pool, one retry policy and
+one pacer shared by the Auth0 source and the Tinybird sink and reader.
+
+Each builder raises a ConfigError naming what is missing; ``check`` reports that as a check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from backfill import __version__
+from backfill.auth0.source import Auth0Logs
+from backfill.auth0.tokens import ClientCredentialsToken, StaticToken, TokenSource
+from backfill.batches import Batch
+from backfill.pacer import Pacer
+from backfill.retry import RetryPolicy
+from backfill.settings import Settings
+from backfill.tinybird.events import TinybirdEvents
+from backfill.tinybird.query import TinybirdQuery
+
+USER_AGENT = f"auth0-backfill/{__version__}"
+
+
+@contextlib.contextmanager
+def http_client(settings: Settings) -> Iterator[httpx.Client]:
+    """One connection pool, large enough for every cursor and every append in flight."""
+    connections = settings.concurrency + settings.in_flight + 4
+    client = httpx.Client(
+        timeout=httpx.Timeout(settings.http_timeout),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        headers={"User-Agent": USER_AGENT},
+    )
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def retry_policy(settings: Settings, sleep: Callable[[float], None]) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.retry_attempts, max_seconds=settings.retry_seconds, sleep=sleep
+    )
+
+
+def auth0_logs(
+    settings: Settings, *, http: httpx.Client, retry: RetryPolicy, pacer: Pacer
+) -> Auth0Logs:
+    """The logs source; a ConfigError naming what is missing without the tenant's settings."""
+    access = settings.require_auth0()
+    tokens: TokenSource
+    if access.token:
+        tokens = StaticToken(access.token)
+    else:
+        tokens = ClientCredentialsToken(
+            base_url=access.base_url,
+            client_id=access.client_id,
+            client_secret=access.client_secret,
+            audience=access.audience,
+            timeout=settings.http_timeout,
+            retry=retry,
+        )
+    return Auth0Logs(base_url=access.base_url, tokens=tokens, http=http, retry=retry, pacer=pacer)
+
+
+def tinybird_query(settings: Settings, *, http: httpx.Client, retry: RetryPolicy) -> TinybirdQuery:
+    """The reader, with ``TINYBIRD_READ_TOKEN`` (else ``TINYBIRD_TOKEN``)."""
+    return TinybirdQuery(
+        host=settings.tinybird_host,
+        token=settings.tinybird_read_token or settings.require_tinybird(),
+        datasource=settings.datasource,
+        http=http,
+        retry=retry,
+    )
+
+
+def tinybird_events(
+    settings: Settings,
+    *,
+    http: httpx.Client,
+    retry: RetryPolicy,
+    landed: Callable[[Batch], set[str]] | None = None,
+) -> TinybirdEvents:
+    """The sink. ``landed``: how to ask which rows of a batch are already in Tinybird
+    (exactly-once resends); None when the token cannot read."""
+    return TinybirdEvents(
+        host=settings.tinybird_host,
+        token=settings.require_tinybird(),
+        datasource=settings.datasource,
+        http=http,
+        retry=retry,
+        landed=landed,
+        settle=settings.resume_settle,
+    )
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a run talks to: the tenant's logs, and the shared pool, retry policy and pacer."""
+
+    settings: Settings
+    http: httpx.Client
+    retry: RetryPolicy
+    pacer: Pacer
+    auth0: Auth0Logs
+
+
+@contextlib.contextmanager
+def open_services(
+    settings: Settings,
+    *,
+    sleep: Callable[[float], None],
+    on_stop: Callable[[Callable[[], None]], None],
+) -> Iterator[Services]:
+    retry = retry_policy(settings, sleep)
+    pacer = Pacer()
+    on_stop(pacer.stop)
+    with http_client(settings) as http:
+        logs = auth0_logs(settings, http=http, retry=retry, pacer=pacer)
+        yield Services(settings, http, retry, pacer, logs)

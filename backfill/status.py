@@ -1,0 +1,70 @@
+"""``status``: where a checkpoint stands, read off the state file alone (no service is asked)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backfill.settings import Settings
+from backfill.state import RunState
+
+
+def status_summary(settings: Settings, current: RunState) -> dict[str, Any]:
+    newest_id, newest_date = current.newest()
+    open_ranges = [item for item in current.ranges if item.end is None]
+    bounded = [item for item in current.ranges if item.end is not None]
+    return {
+        "state": str(settings.state),
+        "exists": True,
+        "tenant": current.tenant,
+        "datasource": current.datasource,
+        "tinybird_host": current.tinybird_host,
+        "started_with": current.started_with,
+        "created_at": current.created_at,
+        "newest_log_id": newest_id,
+        "newest_date": newest_date,
+        "rows_sent": current.rows_sent,
+        "batches": current.batches,
+        "quarantined_rows": current.quarantined_rows,
+        "already_in_tinybird": current.already_landed_rows,
+        "ranges": len(current.ranges),
+        "ranges_done": sum(1 for item in bounded if item.done),
+        "ranges_bounded": len(bounded),
+        "open_tail": bool(open_ranges),
+        "pending_appends": len(current.pending),
+        "unclean_stop": current.running,
+        "gaps": [gap.__dict__ for gap in current.gaps],
+        "gap_seconds": sum(gap.seconds for gap in current.gaps),
+        "last_run": current.last_run,
+    }
+
+
+def render_status(summary: dict[str, Any]) -> str:
+    started = ", ".join(
+        f"{key.replace('_', '-')} {value}"
+        for key, value in summary["started_with"].items()
+        if value not in (None, [], "")
+    )
+    last = summary["last_run"] or {}
+    lines = [
+        f"State file:      {summary['state']}",
+        f"Tenant:          {summary['tenant']} -> data source {summary['datasource']} at "
+        f"{summary['tinybird_host']}",
+        f"Started with:    {started or 'no start flags (oldest retained log)'}",
+        f"Newest log_id:   {summary['newest_log_id'] or '-'} ({summary['newest_date'] or '-'})",
+        f"Rows sent:       {summary['rows_sent']:,} in {summary['batches']:,} batches "
+        f"({summary['quarantined_rows']:,} quarantined, {summary['already_in_tinybird']:,} "
+        "already in Tinybird)",
+        f"Ranges:          {summary['ranges_done']}/{summary['ranges_bounded']} done"
+        + (" + an open tail (until caught up)" if summary["open_tail"] else ""),
+        f"Last run:        {last.get('started_at', '-')} -> {last.get('finished_at', '-')}, "
+        f"{last.get('outcome', '-')}, {last.get('rows_sent', 0):,} rows",
+    ]
+    if summary["pending_appends"] or summary["unclean_stop"]:
+        lines.append(
+            f"Unclean stop:    {summary['pending_appends']} appends in flight; the next run "
+            "checks which of their rows landed"
+        )
+    if summary["gaps"]:
+        hours = summary["gap_seconds"] / 3600
+        lines.append(f"Gaps:            {len(summary['gaps'])}, {hours:.1f} h of history skipped")
+    return "\n".join(lines)

@@ -1,0 +1,176 @@
+"""The sink: Tinybird's Events API.
+
+Appends are NDJSON, gzip, ``Authorization: Bearer`` (never ``?token=``: URLs end up in logs) and
+``wait=true``, so a 200 means the database acknowledged the write. Answers are judged in
+``answers``: 413 splits the batch in halves, 422 stops for good (retrying may duplicate), 429 and
+5xx are retried. A failure after which the rows may have landed anyway (a lost acknowledgement)
+is "ambiguous": before the resend, the sink asks which rows landed (``landed``, a Query API
+lookup) and sends only the rest, when it has a token that can read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from backfill.batches import Batch
+from backfill.errors import DataError
+from backfill.retry import RetryPolicy, TransientError
+from backfill.tinybird.answers import Purpose, TooLarge, json_or_none, judge
+
+log = logging.getLogger("backfill.tinybird")
+
+
+@dataclass
+class AppendResult:
+    successful_rows: int = 0
+    quarantined_rows: int = 0
+    already_in_tinybird: int = 0  # rows found in Tinybird before a resend, and not sent again
+
+    def __iadd__(self, other: AppendResult) -> AppendResult:
+        self.successful_rows += other.successful_rows
+        self.quarantined_rows += other.quarantined_rows
+        self.already_in_tinybird += other.already_in_tinybird
+        return self
+
+
+class TinybirdEvents:
+    """Appends batches to one data source through ``POST /v0/events``."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        token: str,
+        datasource: str,
+        http: httpx.Client,
+        retry: RetryPolicy,
+        landed: Callable[[Batch], set[str]] | None = None,
+        settle: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.host = host
+        self.datasource = datasource
+        self._token = token
+        self._http = http
+        self._retry = retry
+        self._landed = landed
+        self._settle = settle
+        self._clock = clock
+
+    def probe(self) -> None:
+        """An empty append: proves the token, its region and its right to append, writes
+        nothing. Raises as an append would (``answers.judge``), network failures as httpx's."""
+        response = self._post(b"", gzip=False)
+        if response.status_code != 202:  # accepted is enough: there is nothing to acknowledge
+            judge(response, purpose=Purpose.APPEND, host=self.host, datasource=self.datasource)
+
+    def append(self, batch: Batch) -> AppendResult:
+        if batch.rows == 0:
+            return AppendResult()
+        try:
+            return self._append_once(batch)
+        except TooLarge:
+            if batch.rows == 1:
+                raise DataError(
+                    f"Tinybird refused log {batch.first_log_id} as too large (413), even alone.",
+                    hint="That record cannot be sent through the Events API. The checkpoint is "
+                    "just before it; run with --from-log-id past it to skip it knowingly.",
+                ) from None
+            first, second = batch.halves()
+            log.warning(
+                "batch_split reason=413 rows=%d into=%d+%d", batch.rows, first.rows, second.rows
+            )
+            result = self.append(first)
+            result += self.append(second)
+            return result
+
+    def _post(self, body: bytes, *, gzip: bool = True) -> httpx.Response:
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "Content-Type": "application/x-ndjson",
+        }
+        if gzip:
+            headers["Content-Encoding"] = "gzip"
+        return self._http.post(
+            f"{self.host}/v0/events",
+            params={"name": self.datasource, "wait": "true"},
+            content=body,
+            headers=headers,
+        )
+
+    def _append_once(self, batch: Batch) -> AppendResult:
+        current = batch
+        doubt = False  # an earlier attempt may have landed
+        skipped = 0
+        started = 0.0
+
+        def attempt() -> AppendResult:
+            nonlocal current, doubt, skipped, started
+            started = self._clock()
+            if doubt and self._landed is not None:
+                landed = self._landed(current)
+                if landed:
+                    before = current.rows
+                    current = current.without(landed)
+                    skipped += before - current.rows
+                    log.info(
+                        "resend_dedup rows_already_in_tinybird=%d rows_to_send=%d",
+                        before - current.rows,
+                        current.rows,
+                    )
+                if current.rows == 0:
+                    return AppendResult(already_in_tinybird=skipped)
+            try:
+                response = self._post(current.body)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                raise TransientError(f"{type(error).__name__} (not sent)") from None
+            except httpx.TransportError as error:
+                raise TransientError(
+                    f"{type(error).__name__} (may have landed)", ambiguous=True
+                ) from None
+            judge(response, purpose=Purpose.APPEND, host=self.host, datasource=self.datasource)
+            result = _counts(response, current.rows)
+            result.already_in_tinybird = skipped
+            return result
+
+        def attempt_or_ambiguous() -> AppendResult:
+            nonlocal doubt
+            try:
+                return attempt()
+            except TransientError as error:
+                if not error.ambiguous:
+                    raise
+                doubt = True
+                if self._landed is None:
+                    raise
+                # The lost append may still be landing: ask what landed only once it had time.
+                settle = self._settle - (self._clock() - started)
+                raise TransientError(
+                    error.description,
+                    ambiguous=True,
+                    wait_hint=max(settle, error.wait_hint or 0.0) if settle > 0 else None,
+                ) from None
+
+        return self._retry.call(
+            attempt_or_ambiguous,
+            service="Tinybird",
+            action=f"append {batch.rows} rows to {self.datasource}",
+        )
+
+
+def _counts(response: httpx.Response, rows: int) -> AppendResult:
+    """The counts of an acknowledged append (a 200)."""
+    body = json_or_none(response)
+    if not isinstance(body, dict):
+        # Acknowledged, but the counts were lost on the way: count every row as sent.
+        log.warning("append_ack_unreadable status=200 body=%r", response.text[:120])
+        return AppendResult(successful_rows=rows)
+    return AppendResult(
+        successful_rows=int(body.get("successful_rows") or 0),
+        quarantined_rows=int(body.get("quarantined_rows") or 0),
+    )

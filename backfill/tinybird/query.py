@@ -1,0 +1,135 @@
+"""Reading Tinybird: ``/v0/sql`` and the data source endpoints, with a token that can read.
+
+What the job asks: which log_ids of a batch (or of an id span) are already in the data source or
+its quarantine, so nothing acknowledged is sent twice.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from backfill.batches import Batch
+from backfill.errors import TinybirdNotFoundError, TinybirdRequestError
+from backfill.retry import RetryPolicy, TransientError
+from backfill.timeutil import clickhouse_literal
+from backfill.tinybird.answers import Purpose, json_or_none, judge
+
+
+class TinybirdQuery:
+    """``/v0/sql`` and ``/v0/datasources/<name>[.datasource]``."""
+
+    def __init__(
+        self, *, host: str, token: str, datasource: str, http: httpx.Client, retry: RetryPolicy
+    ) -> None:
+        self.host = host
+        self.datasource = datasource
+        self._token = token
+        self._http = http
+        self._retry = retry
+
+    def sql(self, sql: str) -> list[dict[str, Any]]:
+        if "FORMAT" not in sql.upper().split()[-2:]:
+            sql = f"{sql}\nFORMAT JSON"
+
+        def attempt() -> list[dict[str, Any]]:
+            try:
+                response = self._http.post(
+                    f"{self.host}/v0/sql",
+                    data={"q": sql},
+                    headers={"Authorization": f"Bearer {self._token}"},
+                )
+            except httpx.TransportError as error:
+                raise TransientError(f"{type(error).__name__} from /v0/sql") from None
+            judge(response, purpose=Purpose.QUERY, host=self.host, datasource=self.datasource)
+            body = json_or_none(response)
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise TransientError("unreadable answer from /v0/sql")
+            rows: list[dict[str, Any]] = body["data"]
+            return rows
+
+        return self._retry.call(attempt, service="Tinybird", action="run a query")
+
+    def describe(self) -> dict[str, Any] | None:
+        """The data source's details, None when it does not exist."""
+        body = self._get(f"/v0/datasources/{self.datasource}")
+        if body is None:
+            return None
+        return json.loads(body) if body else {}
+
+    def datafile(self) -> str | None:
+        """The data source's ``.datasource`` text (its jsonpaths included)."""
+        return self._get(f"/v0/datasources/{self.datasource}.datasource")
+
+    def _get(self, path: str) -> str | None:
+        def attempt() -> str | None:
+            try:
+                response = self._http.get(
+                    self.host + path, headers={"Authorization": f"Bearer {self._token}"}
+                )
+            except httpx.TransportError as error:
+                raise TransientError(f"{type(error).__name__} from {path}") from None
+            if response.status_code == 404:
+                return None
+            judge(response, purpose=Purpose.DETAILS, host=self.host, datasource=self.datasource)
+            return response.text
+
+        return self._retry.call(attempt, service="Tinybird", action=f"read {path}")
+
+    # -- what already landed ------------------------------------------------------------------
+
+    def landed_in(self, batch: Batch, *, slack: timedelta = timedelta(seconds=1)) -> set[str]:
+        """Which of a batch's log_ids are already in the data source or its quarantine."""
+        wanted = set(batch.log_ids())
+        if not wanted or batch.first_log_id is None or batch.last_log_id is None:
+            return set()
+        return wanted & self.landed_between(
+            batch.first_log_id,
+            batch.last_log_id,
+            _parse(batch.min_date),
+            _parse(batch.max_date),
+            slack=slack,
+        )
+
+    def landed_between(
+        self,
+        first: str,
+        last: str,
+        min_date: datetime | None,
+        max_date: datetime | None,
+        *,
+        slack: timedelta = timedelta(seconds=1),
+    ) -> set[str]:
+        """log_ids in ``[first, last]`` present in the data source or its quarantine."""
+        span = f"log_id >= {quote(first)} AND log_id <= {quote(last)}"
+        where = span
+        if min_date is not None and max_date is not None:
+            # Only to prune monthly partitions; the id span is what selects.
+            where += (
+                f" AND date >= {clickhouse_literal(min_date - slack)}"
+                f" AND date <= {clickhouse_literal(max_date + slack)}"
+            )
+        found = {
+            row["log_id"] for row in self.sql(f"SELECT log_id FROM {self.datasource} WHERE {where}")
+        }
+        try:
+            quarantined = self.sql(
+                f"SELECT log_id FROM {self.datasource}_quarantine "
+                f"WHERE log_id IS NOT NULL AND {span}"
+            )
+        except (TinybirdRequestError, TinybirdNotFoundError):
+            quarantined = []
+        found.update(row["log_id"] for row in quarantined if row.get("log_id"))
+        return found
+
+
+def quote(value: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

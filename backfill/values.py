@@ -1,0 +1,134 @@
+"""How each setting's value is read and checked: whole numbers, seconds, dates, lists of event
+types, data source names, base URLs. Each parser takes the raw value and where it came from (a
+flag, a variable, a key of the settings file), and names that place in its error."""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from backfill.errors import ConfigError
+from backfill.timeutil import parse_when
+
+
+def nonempty(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} must be a non-empty string, not {value!r}.")
+    return value.strip()
+
+
+def positive_int(value: Any, where: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be a whole number, not {value!r}.") from None
+    if isinstance(value, float) and value != number:
+        raise ConfigError(f"{where} must be a whole number, not {value!r}.")
+    if number < 1:
+        raise ConfigError(f"{where} must be at least 1, not {number}.")
+    return number
+
+
+def seconds(*, zero_allowed: bool) -> Callable[[Any, str], float]:
+    def parse(value: Any, where: str) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number of seconds, not {value!r}.") from None
+        if number < 0 or (number == 0 and not zero_allowed):
+            bound = "negative" if zero_allowed else "0 or less"
+            raise ConfigError(f"{where} must not be {bound}, not {number}.")
+        return number
+
+    return parse
+
+
+positive_float = seconds(zero_allowed=False)
+non_negative_float = seconds(zero_allowed=True)
+
+
+def when(value: Any, where: str) -> datetime:
+    if isinstance(value, datetime):
+        return parse_when(value.isoformat(), name=where)
+    if not isinstance(value, str):  # TOML dates arrive as datetime.date
+        value = str(value)
+    return parse_when(value, name=where)
+
+
+def codes(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = [part for part in value.replace(",", " ").split() if part]
+    elif isinstance(value, list | tuple):
+        items = [str(part).strip() for part in value if str(part).strip()]
+    else:
+        raise ConfigError(f"{where} must be a list of event type codes or categories.")
+    return tuple(items)
+
+
+def choice(*allowed: str) -> Callable[[Any, str], str]:
+    def parse(value: Any, where: str) -> str:
+        text = nonempty(value, where)
+        if text not in allowed:
+            raise ConfigError(f"{where} must be one of {', '.join(allowed)}, not {text!r}.")
+        return text
+
+    return parse
+
+
+def base_url(value: Any, where: str) -> str:
+    return normalize_base_url(nonempty(value, where), name=where)
+
+
+def path(value: Any, where: str) -> Path:
+    return Path(nonempty(value, where)).expanduser()
+
+
+def datasource_name(value: Any, where: str = "TINYBIRD_DATASOURCE") -> str:
+    name = nonempty(value, where)
+    if not name.replace("_", "").isalnum() or name[0].isdigit():
+        raise ConfigError(
+            f"{where} {name!r} is not a Tinybird data source name "
+            "(letters, digits and underscores, not starting with a digit)."
+        )
+    return name
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_base_url(value: str, *, name: str) -> str:
+    """``scheme://host[:port]``: https unless the host is loopback (the sandbox, tests)."""
+    text = value.strip().rstrip("/")
+    if "://" not in text:
+        text = "https://" + text
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} {value!r} is not a host name or an http(s) URL.")
+    if parts.path or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{name} {value!r} must be only a scheme and host, like "
+            f"{parts.scheme}://{parts.netloc} (no path)."
+        )
+    if parts.username or parts.password:
+        raise ConfigError(f"{name} must not carry credentials in the URL.")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{name} {value!r} uses http://, which is accepted only for loopback hosts "
+            "(the local sandbox and tests).",
+            hint=f"Use https://{parts.netloc}.",
+        )
+    try:
+        parts.port  # noqa: B018 - validates the port number
+    except ValueError:
+        raise ConfigError(f"{name} {value!r} has an invalid port.") from None
+    return f"{parts.scheme}://{parts.netloc.lower()}"
