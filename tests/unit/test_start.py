@@ -1,0 +1,253 @@
+"""Each mode's start function, alone: an in-memory Auth0 and Tinybird answering through
+httpx.MockTransport, no threads, no sockets."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from backfill import state as state_file
+from backfill.errors import StateError, TinybirdAuthError, TinybirdNotFoundError
+from backfill.pacer import Pacer
+from backfill.retry import RetryPolicy
+from backfill.run.checkpoint import started_with
+from backfill.run.request import JobRequest, Notes
+from backfill.run.start import NdjsonWriter, NothingToDo, Plan, start
+from backfill.run.stopper import Stopper
+from backfill.services import Services
+from backfill.settings import resolve
+from backfill.state import RangeState
+from backfill.timeutil import iso, utcnow
+from tests.unit.fakes import FakeAuth0, make_tenant
+
+NOW = utcnow()
+T0 = NOW - timedelta(days=3)
+ENV = {
+    "AUTH0_DOMAIN": "tenant.eu.auth0.com",
+    "AUTH0_CLIENT_ID": "client",
+    "AUTH0_CLIENT_SECRET": "secret",
+    "TINYBIRD_TOKEN": "p.token",
+}
+
+
+class FakeTinybirdApi:
+    """``/v0/datasources/auth0`` and ``/v0/sql``: answers by the query's first words."""
+
+    def __init__(self, *, exists: bool = True, can_read: bool = True) -> None:
+        self.exists = exists
+        self.can_read = can_read
+        self.answers: dict[str, list[dict[str, Any]]] = {}  # SQL fragment -> rows
+        self.queries: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/v0/datasources/"):
+            return httpx.Response(200, json={}) if self.exists else httpx.Response(404)
+        if not self.can_read:
+            return httpx.Response(403, json={"error": "no read scope"})
+        sql = dict(httpx.QueryParams(request.content.decode()))["q"]
+        self.queries.append(sql)
+        for fragment, rows in self.answers.items():
+            if fragment in sql:
+                return httpx.Response(200, json={"data": rows})
+        return httpx.Response(200, json={"data": []})
+
+
+class StreamingAuth0(FakeAuth0):
+    def __init__(self, records: list[dict[str, Any]], streams: list[dict[str, Any]]) -> None:
+        super().__init__(records)
+        self.streams = streams
+
+    def log_streams(self) -> list[dict[str, Any]]:
+        return self.streams
+
+    def search(self, **_: Any) -> list[dict[str, Any]]:
+        return []
+
+
+def services(
+    tmp_path: Path,
+    auth0: FakeAuth0,
+    tinybird: Callable[[httpx.Request], httpx.Response],
+    **flags: Any,
+) -> Services:
+    settings = resolve({"state": str(tmp_path / "state.json"), **flags}, ENV, None)
+    retry = RetryPolicy(max_attempts=2, sleep=lambda _: None, rng=random.Random(0))
+    http = httpx.Client(transport=httpx.MockTransport(tinybird))
+    return Services(settings, http, retry, Pacer(), auth0)  # type: ignore[arg-type]
+
+
+def request(service: Services, **flags: Any) -> JobRequest:
+    return JobRequest(settings=service.settings, stopper=Stopper(), **flags)
+
+
+def records() -> list[dict[str, Any]]:
+    return make_tenant(20_000, T0, timedelta(days=2, hours=20))
+
+
+def planned(outcome: Plan | NothingToDo) -> Plan:
+    assert isinstance(outcome, Plan)
+    return outcome
+
+
+def test_fresh_cuts_the_window_into_ranges_and_keeps_the_checkpoint(tmp_path: Path) -> None:
+    service = services(tmp_path, FakeAuth0(records()), FakeTinybirdApi())
+    notes = Notes()
+    plan = planned(start(request(service), service, notes))
+    assert len(plan.state.ranges) > 1 and plan.state.ranges[-1].end is None
+    assert plan.persist and plan.exactly_once and plan.landed_between is not None
+    assert plan.options.concurrency == 8 and plan.options.in_flight == 4
+    assert plan.state.started_with == started_with(service.settings)
+    assert any("oldest log Auth0 still retains" in note for note in notes)
+
+
+def test_fresh_without_read_access_is_at_least_once_and_says_so(tmp_path: Path) -> None:
+    service = services(tmp_path, FakeAuth0(records()), FakeTinybirdApi(can_read=False))
+    notes = Notes()
+    plan = planned(start(request(service), service, notes))
+    assert not plan.exactly_once and plan.landed_between is None
+    assert any("No read access to Tinybird" in note for note in notes)
+
+
+def test_fresh_on_a_tenant_without_logs_has_nothing_to_do(tmp_path: Path) -> None:
+    service = services(tmp_path, FakeAuth0([]), FakeTinybirdApi())
+    notes = Notes()
+    assert isinstance(start(request(service), service, notes), NothingToDo)
+    assert notes == ["The tenant has no logs at all."]
+
+
+def test_a_missing_data_source_is_refused_before_reading(tmp_path: Path) -> None:
+    auth0 = FakeAuth0(records())
+    service = services(tmp_path, auth0, FakeTinybirdApi(exists=False))
+    with pytest.raises(TinybirdNotFoundError, match="no data source 'auth0'"):
+        start(request(service), service, Notes())
+    assert auth0.requests == 0
+
+
+def test_until_stream_start_ends_at_the_stream_and_skips_what_it_delivered(
+    tmp_path: Path,
+) -> None:
+    tenant = records()
+    first = (NOW - timedelta(hours=6)).replace(microsecond=0)
+    api = FakeTinybirdApi()
+    api.answers["min(date)"] = [{"rows": 10, "first": first.strftime("%Y-%m-%d %H:%M:%S.000")}]
+    api.answers["date >= "] = [{"log_id": tenant[-1]["log_id"]}]
+    service = services(tmp_path, FakeAuth0(tenant), api)
+    plan = planned(start(request(service, until_stream_start=True), service, Notes()))
+    end = first + timedelta(seconds=service.settings.late_margin_seconds)
+    assert plan.state.ranges[-1].end == iso(end)
+    assert plan.state.started_with["until_stream_start"] == iso(first)
+    assert plan.already_in_tinybird == {tenant[-1]["log_id"]}
+
+
+def test_until_stream_start_needs_read_access(tmp_path: Path) -> None:
+    service = services(tmp_path, FakeAuth0(records()), FakeTinybirdApi(can_read=False))
+    with pytest.raises(TinybirdAuthError, match="--until-stream-start needs to read"):
+        start(request(service, until_stream_start=True), service, Notes())
+
+
+def test_resume_takes_the_checkpoint_and_cuts_a_tail_far_behind_again(tmp_path: Path) -> None:
+    tenant = records()
+    service = services(tmp_path, FakeAuth0(tenant), FakeTinybirdApi())
+    existing = state_file.new_state(
+        tenant="tenant.eu.auth0.com",
+        datasource="auth0",
+        tinybird_host="https://api.tinybird.co",
+        started_with=started_with(service.settings),
+    )
+    existing.ranges = [RangeState(id=0, start=None, end=None, start_after=tenant[0]["log_id"])]
+    existing.ranges[0].cursor = tenant[100]["log_id"]
+    state_file.save(service.settings.state, existing)
+    plan = planned(start(request(service), service, Notes()))
+    assert plan.state.ranges[0].cursor == tenant[100]["log_id"]
+    assert len(plan.state.ranges) > 1  # two days behind: cut again for several cursors
+    assert plan.state.ranges[0].end == plan.state.ranges[1].start
+
+
+def test_resume_with_other_flags_is_refused(tmp_path: Path) -> None:
+    service = services(tmp_path, FakeAuth0(records()), FakeTinybirdApi())
+    existing = state_file.new_state(
+        tenant="tenant.eu.auth0.com",
+        datasource="auth0",
+        tinybird_host="https://api.tinybird.co",
+        started_with={**started_with(service.settings), "types": ["f"]},
+    )
+    state_file.save(service.settings.state, existing)
+    other = services(tmp_path, FakeAuth0(records()), FakeTinybirdApi(), types="s")
+    with pytest.raises(StateError, match="started with other settings"):
+        start(request(other), other, Notes())
+
+
+def test_from_tinybird_resumes_after_the_greatest_log_id_one_append_at_a_time(
+    tmp_path: Path,
+) -> None:
+    tenant = records()
+    api = FakeTinybirdApi()
+    api.answers["max(log_id)"] = [{"rows": 5, "last": tenant[2000]["log_id"]}]
+    service = services(tmp_path, StreamingAuth0(tenant, []), api)
+    notes = Notes()
+    plan = planned(start(request(service, resume_from_tinybird=True), service, notes))
+    assert [item.start_after for item in plan.state.ranges] == [tenant[2000]["log_id"]]
+    assert not plan.persist
+    assert (plan.options.concurrency, plan.options.in_flight) == (1, 1)
+    assert plan.options.limits.max_months == 1
+    assert any("Resuming after" in note for note in notes)
+
+
+def test_from_tinybird_refuses_a_data_source_a_stream_writes_to(tmp_path: Path) -> None:
+    tenant = records()
+    api = FakeTinybirdApi()
+    api.answers["max(log_id)"] = [{"rows": 5, "last": tenant[2000]["log_id"]}]
+    stream = {
+        "name": "Tinybird",
+        "status": "active",
+        "sink": {"httpEndpoint": "https://api.tinybird.co/v0/events?name=auth0&token=x"},
+    }
+    service = services(tmp_path, StreamingAuth0(tenant, [stream]), api)
+    with pytest.raises(StateError, match="Log Stream 'Tinybird' sends to auth0"):
+        start(request(service, resume_from_tinybird=True), service, Notes())
+
+
+def test_dry_run_writes_envelopes_and_never_touches_the_checkpoint(tmp_path: Path) -> None:
+    service = services(tmp_path, FakeAuth0(records()), FakeTinybirdApi())
+    output = io.BytesIO()
+    plan = planned(start(request(service, dry_run=True, output=output), service, Notes()))
+    assert isinstance(plan.sink, NdjsonWriter) and plan.dry_run
+    assert not plan.persist and not plan.exactly_once
+    assert len(plan.state.ranges) == 1 and plan.options.concurrency == 1
+    assert not service.settings.state.exists()
+
+
+def test_the_mode_is_decided_once_from_the_request_and_the_state_file(tmp_path: Path) -> None:
+    tenant = records()
+    api = FakeTinybirdApi()
+    api.answers["max(log_id)"] = [{"rows": 0, "last": ""}]
+    service = services(tmp_path, StreamingAuth0(tenant, []), api)
+    from_tinybird = planned(start(request(service, resume_from_tinybird=True), service, Notes()))
+    assert not from_tinybird.persist  # even with an (empty) data source: no state file
+    fresh = planned(start(request(service), service, Notes()))
+    state_file.save(service.settings.state, fresh.state)
+    resumed = planned(start(request(service), service, Notes()))
+    assert resumed.state.created_at == fresh.state.created_at
+    restarted = planned(start(request(service, restart=True), service, Notes()))
+    assert restarted.state.created_at >= fresh.state.created_at
+    assert json.loads(service.settings.state.read_text())["created_at"] == fresh.state.created_at
+
+
+def test_planned_ranges_cover_the_window_without_overlap(tmp_path: Path) -> None:
+    lower = T0 + timedelta(hours=5)
+    service = services(tmp_path, FakeAuth0(records()), FakeTinybirdApi(), from_date=iso(lower))
+    plan = planned(start(request(service), service, Notes()))
+    ranges = plan.state.ranges
+    assert ranges[0].start == iso(lower)
+    for before, after in itertools.pairwise(ranges):
+        assert before.end == after.start
+    assert datetime.fromisoformat(ranges[-1].start or "") < NOW.astimezone(UTC)
