@@ -301,6 +301,8 @@ class TinybirdEmulator(Service):
                 return json_response(200, {"reset": True})
             if path == "/__sandbox/datasources" and method == "POST":
                 return self._control_create(json_payload(request))
+            if path == "/__sandbox/delete" and method == "POST":
+                return self._control_delete(json_payload(request))
         except (ValueError, DatafileError, StoreError) as failure:
             return json_response(400, {"error": str(failure)})
         return json_response(404, {"error": f"no control endpoint {method} {path}"})
@@ -374,6 +376,23 @@ class TinybirdEmulator(Service):
             raise ValueError('the payload needs "since": an ISO date-time')
         rows = self.start_stream(to_us(parse_when(str(since))))
         return json_response(200, {"rows": rows})
+
+    def _control_delete(self, payload: dict[str, Any]) -> Response:
+        """`{"name", "from_date", "until_date", "log_ids"}`: holes in a data source."""
+        name = str(payload.get("name", ""))
+        if self.store.datasource(name) is None:
+            return json_response(404, {"error": f"no data source {name!r}"})
+        log_ids = payload.get("log_ids") or []
+        if not isinstance(log_ids, list):
+            raise ValueError('"log_ids" must be a list of log_id strings')
+        low, high = payload.get("from_date"), payload.get("until_date")
+        deleted = self.store.delete_rows(
+            name,
+            parse_when(str(low)) if low else None,
+            parse_when(str(high)) if high else None,
+            [str(log_id) for log_id in log_ids],
+        )
+        return json_response(200, {"deleted": deleted})
 
     def _control_create(self, payload: dict[str, Any]) -> Response:
         name = str(payload.get("name", ""))
