@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from backfill.sandbox.categories import catalogue_categories, check_category
 from backfill.sandbox.credentials import AccessGrant, Auth0Credentials, TokenProblem
 from backfill.sandbox.faults import FaultSchedule
 from backfill.sandbox.generator import DAY_US, MAX_LAG_US, MIN_LAG_US, Tenant
@@ -373,10 +374,27 @@ class Auth0Emulator(Service):
         }
 
     def _control_append(self, payload: dict[str, Any]) -> Response:
+        """`{"count", "until", "type", "category"}`: new logs, of event type `type` if given
+        (any code, one the catalogue lacks included; `category` gives such a code its Log
+        Streams category, which a filtered stream then applies)."""
         count = int(payload.get("count", 1))
         until = payload.get("until")
         until_us = to_us(parse_when(str(until))) if until else None
-        added = self.tenant.append(count, until_us)
+        code = payload.get("type")
+        category = payload.get("category")
+        if code is not None:
+            code = str(code)
+            if category is not None:
+                known = catalogue_categories().get(code)
+                if known is not None:
+                    raise ValueError(
+                        f"{code!r} is in the catalogue (category {known!r}): "
+                        '"category" is only for codes it does not know'
+                    )
+                self.tenant.extra_categories[code] = check_category(str(category))
+        elif category is not None:
+            raise ValueError('"category" needs "type"')
+        added = self.tenant.append(count, until_us, code)
         answer: dict[str, Any] = {"count": len(added)}
         if added:
             answer["first_log_id"] = self.tenant.log_id(added.start)
