@@ -145,8 +145,14 @@ def test_stream_inserts_envelopes_for_logs_dated_since_and_keeps_streaming(
     answer = http.post(url, json={"since": iso_millis(since)})
     due = [i for i in range(len(tenant)) if tenant.date_us(i) >= since]
     assert answer.json() == {"rows": len(due)}
-    # Stream shape, scope as Auth0 sent it: string scopes land in quarantine, as in production.
-    string_scope = {tenant.log_id(i) for i in due if isinstance(tenant.record(i).get("scope"), str)}
+    # Stream shape, scope as Auth0 sent it: string scopes (and auth0_client arrays) land in
+    # quarantine, as in production.
+    string_scope = {
+        tenant.log_id(i)
+        for i in due
+        if isinstance(tenant.record(i).get("scope"), str)
+        or isinstance(tenant.record(i).get("auth0_client"), list)
+    }
     stored = sql(http, sandbox, "SELECT log_id FROM auth0 ORDER BY log_id")
     quarantined = sql(http, sandbox, "SELECT log_id FROM auth0_quarantine ORDER BY log_id")
     assert [row["log_id"] for row in stored] == [
