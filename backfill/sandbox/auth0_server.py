@@ -34,6 +34,7 @@ from backfill.sandbox.httpbase import (
     json_response,
 )
 from backfill.sandbox.latency import Latency, LatencyRange
+from backfill.sandbox.livestream import LogStreams
 from backfill.sandbox.logquery import QueryError, parse_query, search
 from backfill.sandbox.profiles import PlanProfile, plan_profile
 from backfill.sandbox.ratelimit import TokenBucket
@@ -101,7 +102,8 @@ class Auth0Emulator(Service):
         self.credentials = credentials
         self.base_url = ""
         """Set once the server is bound: the audience and `Link` URLs are built from it."""
-        self.log_streams: Callable[[], list[dict[str, Any]]] = list
+        self.streams: LogStreams | None = None
+        """Set by the runner: the tenant's Log Streams."""
         self._settings = settings
         self._bucket = _bucket_for(settings.profile)
 
@@ -161,7 +163,7 @@ class Auth0Emulator(Service):
         if single:
             return self._one_log(single.group(1))
         if request.path == "/api/v2/log-streams":
-            return json_response(200, self.log_streams())
+            return json_response(200, self.streams.describe() if self.streams else [])
         return auth0_error(404, "Not Found", "Not Found")
 
     # -- tokens -------------------------------------------------------------------------------
@@ -321,6 +323,8 @@ class Auth0Emulator(Service):
                 return self._control_append(json_payload(request))
             if request.path == "/__sandbox/records" and request.method == "GET":
                 return self._control_records(request)
+            if request.path.startswith("/__sandbox/streams"):
+                return self._control_streams(request)
             if request.path == "/__sandbox/config":
                 if request.method == "POST":
                     self.configure(json_payload(request))
@@ -402,6 +406,25 @@ class Auth0Emulator(Service):
             answer["first_date"] = iso_millis(self.tenant.date_us(added.start))
             answer["last_date"] = iso_millis(self.tenant.date_us(added.stop - 1))
         return json_response(200, answer)
+
+    def _control_streams(self, request: Request) -> Response:
+        """`GET /__sandbox/streams`, `POST /__sandbox/streams` (create one),
+        `POST /__sandbox/streams/{id}` (change one: status, filters, pii_config, since)."""
+        streams = self.streams
+        if streams is None:
+            return json_response(409, {"error": "no Log Streams are attached to this tenant"})
+        name = request.path.removeprefix("/__sandbox/streams").strip("/")
+        if not name:
+            if request.method == "GET":
+                return json_response(200, streams.control_list())
+            if request.method == "POST":
+                return json_response(200, streams.control_create(json_payload(request)))
+        elif request.method == "POST":
+            stream = streams.get(name)
+            if stream is None:
+                return json_response(404, {"error": f"no stream {name!r}"})
+            return json_response(200, streams.control_update(stream, json_payload(request)))
+        return json_response(404, {"error": f"no control endpoint {request.method} {request.path}"})
 
     def _control_records(self, request: Request) -> Response:
         low = _instant_param(request.param("from_date"))
