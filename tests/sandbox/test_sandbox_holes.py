@@ -3,12 +3,14 @@ except an hour, a day and scattered rows, for tests of `verify --by hour` and `-
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
-from sandbox_helpers import append_events, envelope, sql
+from sandbox_helpers import MakeSandbox, append_events, envelope, sql
 
 from backfill.sandbox import Sandbox
-from backfill.sandbox.generator import DAY_US, HOUR_US
-from backfill.sandbox.timeparse import iso_millis
+from backfill.sandbox.generator import DAY_US, HOUR_US, Tenant
+from backfill.sandbox.timeparse import from_us, iso_millis, to_us
 
 
 def stored_ids(http: httpx.Client, sandbox: Sandbox, table: str = "auth0") -> set[str]:
@@ -70,3 +72,26 @@ def test_a_range_and_ids_together_and_bad_requests(http: httpx.Client, sandbox: 
     assert http.post(url, json={"name": "auth0"}).status_code == 400
     assert http.post(url, json={"name": "nope", "log_ids": ["1"]}).status_code == 404
     assert http.post(url, json={"name": "auth0", "log_ids": "1"}).status_code == 400
+
+
+def test_holes_in_what_a_stream_delivered(http: httpx.Client, make_sandbox: MakeSandbox) -> None:
+    """The situation `verify --by hour` and `run --skip-existing` are for: a stream's rows but
+    an hour of them (rows the stream writes go through the Buffer too)."""
+    end = datetime.now(UTC) - timedelta(minutes=5)
+    tenant = Tenant(42, 2_000, 2.0, end_us=to_us(end))
+    since = tenant.date_us(0)
+    sandbox = make_sandbox(logs=2_000, days=2.0, seed=42, end=end, stream_from=from_us(since))
+    hour = tenant.date_us(1000) // HOUR_US * HOUR_US
+    answer = http.post(
+        f"{sandbox.tinybird_url}/__sandbox/delete",
+        json={
+            "name": "auth0",
+            "from_date": iso_millis(hour),
+            "until_date": iso_millis(hour + HOUR_US),
+        },
+    )
+    quarantined = stored_ids(http, sandbox, "auth0_quarantine")
+    in_hour = {tenant.log_id(i) for i in range(2_000) if hour <= tenant.date_us(i) < hour + HOUR_US}
+    assert answer.json()["deleted"] == len(in_hour - quarantined) > 0
+    everything = {tenant.log_id(i) for i in range(2_000) if tenant.date_us(i) >= since}
+    assert stored_ids(http, sandbox) == everything - quarantined - in_hour
