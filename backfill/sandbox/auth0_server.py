@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from backfill.sandbox.categories import catalogue_categories, check_category
 from backfill.sandbox.credentials import AccessGrant, Auth0Credentials, TokenProblem
 from backfill.sandbox.faults import FaultSchedule
 from backfill.sandbox.generator import DAY_US, MAX_LAG_US, MIN_LAG_US, Tenant
@@ -33,6 +34,7 @@ from backfill.sandbox.httpbase import (
     json_response,
 )
 from backfill.sandbox.latency import Latency, LatencyRange
+from backfill.sandbox.livestream import LogStreams
 from backfill.sandbox.logquery import QueryError, parse_query, search
 from backfill.sandbox.profiles import PlanProfile, plan_profile
 from backfill.sandbox.ratelimit import TokenBucket
@@ -100,7 +102,8 @@ class Auth0Emulator(Service):
         self.credentials = credentials
         self.base_url = ""
         """Set once the server is bound: the audience and `Link` URLs are built from it."""
-        self.log_streams: Callable[[], list[dict[str, Any]]] = list
+        self.streams: LogStreams | None = None
+        """Set by the runner: the tenant's Log Streams."""
         self._settings = settings
         self._bucket = _bucket_for(settings.profile)
 
@@ -160,7 +163,7 @@ class Auth0Emulator(Service):
         if single:
             return self._one_log(single.group(1))
         if request.path == "/api/v2/log-streams":
-            return json_response(200, self.log_streams())
+            return json_response(200, self.streams.describe() if self.streams else [])
         return auth0_error(404, "Not Found", "Not Found")
 
     # -- tokens -------------------------------------------------------------------------------
@@ -320,6 +323,8 @@ class Auth0Emulator(Service):
                 return self._control_append(json_payload(request))
             if request.path == "/__sandbox/records" and request.method == "GET":
                 return self._control_records(request)
+            if request.path.startswith("/__sandbox/streams"):
+                return self._control_streams(request)
             if request.path == "/__sandbox/config":
                 if request.method == "POST":
                     self.configure(json_payload(request))
@@ -373,10 +378,27 @@ class Auth0Emulator(Service):
         }
 
     def _control_append(self, payload: dict[str, Any]) -> Response:
+        """`{"count", "until", "type", "category"}`: new logs, of event type `type` if given
+        (any code, one the catalogue lacks included; `category` gives such a code its Log
+        Streams category, which a filtered stream then applies)."""
         count = int(payload.get("count", 1))
         until = payload.get("until")
         until_us = to_us(parse_when(str(until))) if until else None
-        added = self.tenant.append(count, until_us)
+        code = payload.get("type")
+        category = payload.get("category")
+        if code is not None:
+            code = str(code)
+            if category is not None:
+                known = catalogue_categories().get(code)
+                if known is not None:
+                    raise ValueError(
+                        f"{code!r} is in the catalogue (category {known!r}): "
+                        '"category" is only for codes it does not know'
+                    )
+                self.tenant.extra_categories[code] = check_category(str(category))
+        elif category is not None:
+            raise ValueError('"category" needs "type"')
+        added = self.tenant.append(count, until_us, code)
         answer: dict[str, Any] = {"count": len(added)}
         if added:
             answer["first_log_id"] = self.tenant.log_id(added.start)
@@ -384,6 +406,25 @@ class Auth0Emulator(Service):
             answer["first_date"] = iso_millis(self.tenant.date_us(added.start))
             answer["last_date"] = iso_millis(self.tenant.date_us(added.stop - 1))
         return json_response(200, answer)
+
+    def _control_streams(self, request: Request) -> Response:
+        """`GET /__sandbox/streams`, `POST /__sandbox/streams` (create one),
+        `POST /__sandbox/streams/{id}` (change one: status, filters, pii_config, since)."""
+        streams = self.streams
+        if streams is None:
+            return json_response(409, {"error": "no Log Streams are attached to this tenant"})
+        name = request.path.removeprefix("/__sandbox/streams").strip("/")
+        if not name:
+            if request.method == "GET":
+                return json_response(200, streams.control_list())
+            if request.method == "POST":
+                return json_response(200, streams.control_create(json_payload(request)))
+        elif request.method == "POST":
+            stream = streams.get(name)
+            if stream is None:
+                return json_response(404, {"error": f"no stream {name!r}"})
+            return json_response(200, streams.control_update(stream, json_payload(request)))
+        return json_response(404, {"error": f"no control endpoint {request.method} {request.path}"})
 
     def _control_records(self, request: Request) -> Response:
         low = _instant_param(request.param("from_date"))

@@ -20,6 +20,8 @@ import click
 
 from backfill.sandbox.faults import ALL_KINDS, FaultSettings
 from backfill.sandbox.latency import LatencyRange
+from backfill.sandbox.livestream import STATUSES, STREAM_TYPES, StreamSpec
+from backfill.sandbox.obfuscation import METHODS
 from backfill.sandbox.profiles import PROFILES
 from backfill.sandbox.runner import Sandbox, SandboxConfig
 from backfill.sandbox.timeparse import parse_when
@@ -136,6 +138,42 @@ def _latency(context: click.Context, parameter: click.Parameter, value: str) -> 
     help="Simulate a Log Stream live since then (its rows are in the data source).",
 )
 @click.option(
+    "--stream-filters",
+    default="",
+    help="Log Streams categories that stream sends, comma-separated (default: all).",
+)
+@click.option(
+    "--stream-pii",
+    default="",
+    help="Personal data it obfuscates: first_name,last_name,username,email,phone,address.",
+)
+@click.option(
+    "--stream-pii-method",
+    type=click.Choice(METHODS),
+    default="mask",
+    show_default=True,
+    help="How it obfuscates them.",
+)
+@click.option(
+    "--stream-status",
+    type=click.Choice(STATUSES),
+    default="active",
+    show_default=True,
+    help="Its status: a paused or suspended stream delivers nothing until resumed.",
+)
+@click.option(
+    "--stream-paused-at",
+    callback=_instant,
+    help="A paused or suspended stream stopped then (it delivered what was written before).",
+)
+@click.option(
+    "--other-stream",
+    "other_streams",
+    type=click.Choice(STREAM_TYPES),
+    multiple=True,
+    help="Another stream Auth0 lists, sending elsewhere (repeatable): datadog, http ...",
+)
+@click.option(
     "--datasource", default="auth0", show_default=True, help="Name of the Tinybird data source."
 )
 @click.option(
@@ -173,6 +211,12 @@ def sandbox(
     tinybird_ack_latency: str,
     token_ttl: int,
     stream_from: datetime | None,
+    stream_filters: str,
+    stream_pii: str,
+    stream_pii_method: str,
+    stream_status: str,
+    stream_paused_at: datetime | None,
+    other_streams: tuple[str, ...],
     datasource: str,
     datasource_file: Path | None,
     data_dir: Path | None,
@@ -191,6 +235,16 @@ def sandbox(
         )
     except ValueError as problem:
         raise click.BadParameter(str(problem), param_hint="--fault-kinds") from None
+    described = stream_filters or stream_pii or stream_paused_at or stream_status != "active"
+    if described and stream_from is None:
+        raise click.UsageError(
+            "--stream-filters, --stream-pii, --stream-status and --stream-paused-at describe "
+            "the stream of --stream-from: give it too"
+        )
+    others = tuple(
+        StreamSpec(name=f"{kind} {number}", type=kind, datasource="" if kind == "http" else None)
+        for number, kind in enumerate(other_streams, 1)
+    )
     config = SandboxConfig(
         profile=profile,
         logs=logs,
@@ -205,6 +259,12 @@ def sandbox(
         auth0_faults=faults,
         tinybird_faults=faults,
         stream_from=stream_from,
+        stream_filters=_listed(stream_filters),
+        stream_pii=_listed(stream_pii),
+        stream_pii_method=stream_pii_method,
+        stream_status=stream_status,
+        stream_paused_at=stream_paused_at,
+        streams=others,
         datasource=datasource,
         datasource_file=datasource_file,
         data_dir=data_dir,
@@ -220,7 +280,11 @@ def sandbox(
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    with Sandbox(config) as running:
+    try:
+        running_sandbox = Sandbox(config)
+    except ValueError as problem:  # a stream the options describe inconsistently
+        raise click.UsageError(str(problem)) from None
+    with running_sandbox as running:
         click.echo(_ready_text(running, as_json))
         sys.stdout.flush()
         click.echo(
@@ -231,6 +295,10 @@ def sandbox(
         while not stop.wait(0.5):
             pass
     click.echo("sandbox stopped", err=True)
+
+
+def _listed(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def _ready_text(running: Sandbox, as_json: bool) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backfill.sandbox.mixing import mix64, unit
-from backfill.sandbox.records import EventKind, RecordFactory, event_kind_for
+from backfill.sandbox.records import EventKind, RecordFactory, event_kind_for, event_kind_of
 from backfill.sandbox.timeparse import MICROS, compact_utc, now_us
 
 DAY_US = 86_400 * MICROS
@@ -47,6 +47,11 @@ class Tenant:
         )
         self._append_lock = threading.Lock()
         self._listeners: list[Callable[[range], None]] = []
+        # Appends of a chosen event type: where each began and ended (index), and its code.
+        self._chosen_starts: list[int] = []
+        self._chosen: list[tuple[int, str]] = []
+        self.extra_categories: dict[str, str] = {}
+        """Log Streams categories of appended codes the catalogue does not know."""
 
     def __len__(self) -> int:
         return len(self._write_us)
@@ -64,6 +69,11 @@ class Tenant:
         return f"900{compact_utc(self._write_us[index])}{opaque:033d}"
 
     def event_kind(self, index: int) -> EventKind:
+        if self._chosen_starts and index >= self._chosen_starts[0]:
+            position = bisect.bisect_right(self._chosen_starts, index) - 1
+            stop, code = self._chosen[position]
+            if index < stop:
+                return event_kind_of(code)
         return event_kind_for(unit(mix64(self.seed, index, 0x7E)))
 
     def record(self, index: int) -> JsonObject:
@@ -110,16 +120,22 @@ class Tenant:
         return range(low, high)
 
     # -- growth -------------------------------------------------------------------------------
-    def append(self, count: int, until_us: int | None = None) -> range:
-        """Add `count` logs written after the newest one and no later than `until_us` (now)."""
+    def append(self, count: int, until_us: int | None = None, code: str | None = None) -> range:
+        """Add `count` logs written after the newest one and no later than `until_us` (now),
+        all of event type `code` when given (any code, known to Auth0's catalogue or not)."""
         if count < 0:
             raise ValueError("count must be >= 0")
+        if code is not None and not code:
+            raise ValueError("an event type code cannot be empty")
         until = now_us() if until_us is None else until_us
         with self._append_lock:
             size = len(self._write_us)
             first = self._write_us[size - 1] + 1 if size else until - DAY_US
             if until - first < count:
                 raise ValueError("`until` leaves no room after the newest log for that many logs")
+            if code is not None and count:  # before the times: a reader sees new logs at once
+                self._chosen.append((size + count, code))
+                self._chosen_starts.append(size)
             rng = random.Random(mix64(self.seed, size, 0xA99))
             times = sorted(rng.randrange(first, until + 1) for _ in range(count))
             previous = first - 1

@@ -30,6 +30,8 @@ class EventKind:
     weight: float
     family: str
     description: str
+    delegated: bool = False
+    """A support agent or an AI agent acting for the user: `details.actor.sub` names it."""
 
 
 # Weighted like a busy tenant: logins and token exchanges dominate, then failures, sign-ups,
@@ -71,7 +73,15 @@ EVENT_KINDS: tuple[EventKind, ...] = (
     EventKind("w", 0.3, "generic", "Warning During Login"),
     EventKind("api_limit", 0.05, "generic", "Rate Limit on the Authentication or Management APIs"),
     EventKind("depnote", 0.05, "generic", "Deprecation Notice"),
+    # Codes Auth0 added in 2026 (auth0-log-schemas@8b58c73): rare on any tenant.
+    EventKind("sdel", 0.05, "login", "Successful Delegated Login", delegated=True),
+    EventKind("sdelsa", 0.05, "silent", "Successful Delegated Silent Authentication", True),
+    EventKind("fdelsa", 0.03, "silent_failure", "Login required", delegated=True),
+    EventKind("sdeleacft", 0.05, "exchange", "", delegated=True),
+    EventKind("fdeleacft", 0.02, "exchange_failure", "Invalid authorization code", True),
+    EventKind("limit_phone", 0.02, "phone_limit", "Too many phone delivery attempts"),
 )
+_BY_CODE = {kind.code: kind for kind in EVENT_KINDS}
 _CUMULATIVE = list(accumulate(kind.weight for kind in EVENT_KINDS))
 _TOTAL_WEIGHT = _CUMULATIVE[-1]
 
@@ -80,6 +90,13 @@ def event_kind_for(uniform: float) -> EventKind:
     return EVENT_KINDS[
         min(len(EVENT_KINDS) - 1, bisect.bisect_right(_CUMULATIVE, uniform * _TOTAL_WEIGHT))
     ]
+
+
+def event_kind_of(code: str) -> EventKind:
+    """The kind of a code appended on purpose: a weighted one, or any other code (one Auth0's
+    catalogue has that the generator does not weigh, or one nobody knows yet) shaped like a
+    generic record."""
+    return _BY_CODE.get(code) or EventKind(code, 0.0, "generic", "")
 
 
 _FIRST_NAMES = (
@@ -242,6 +259,9 @@ class RecordFactory:
         agent = zipf_index(len(_USER_AGENTS), rng.random())
         context = _Context(self, rng, user, client, agent, date_us // 1000)
         record = _FAMILIES[kind.family](context)
+        if kind.delegated:
+            agent_user = _user(self.seed, zipf_index(self.user_count, rng.random()))
+            record["details"] = {**record.get("details", {}), "actor": {"sub": agent_user.user_id}}
         record["type"] = kind.code
         record["date"] = iso_millis(date_us)
         record.setdefault("description", kind.description)
@@ -554,6 +574,11 @@ def _passwordless(c: _Context) -> JsonObject:
             **c.who(), "details": details}  # fmt: skip
 
 
+def _phone_limit(c: _Context) -> JsonObject:
+    details = {"delivery_method": c.rng.choice(("sms", "voice")), "type": "otp"}
+    return {"connection_id": "", **c.app(), **c.who(), "details": details}
+
+
 def _generic(c: _Context) -> JsonObject:
     return {"connection_id": "", **c.app(), **c.who(), "details": {}}
 
@@ -578,5 +603,6 @@ _FAMILIES = {
     "guardian_tenant": _guardian_tenant,
     "mfa": _mfa,
     "passwordless": _passwordless,
+    "phone_limit": _phone_limit,
     "generic": _generic,
 }

@@ -21,8 +21,9 @@ from backfill.sandbox.faults import FaultSchedule, FaultSettings
 from backfill.sandbox.generator import Tenant
 from backfill.sandbox.httpbase import SandboxHTTPServer, Service
 from backfill.sandbox.latency import Latency, LatencyRange
-from backfill.sandbox.livestream import LiveStream
+from backfill.sandbox.livestream import LogStreams, StreamSpec
 from backfill.sandbox.mixing import mix64
+from backfill.sandbox.obfuscation import PiiConfig
 from backfill.sandbox.profiles import plan_profile
 from backfill.sandbox.timeparse import to_us
 from backfill.sandbox.tinybird_server import TinybirdEmulator, TinybirdSettings
@@ -51,6 +52,18 @@ class SandboxConfig:
     tinybird_faults: FaultSettings = field(default_factory=FaultSettings)
     stream_from: datetime | None = None
     """Simulate a Log Stream live since this instant (its rows are in the data source)."""
+    stream_filters: tuple[str, ...] = ()
+    """Its category filters (`auth.login.fail` ...); none: it sends every category."""
+    stream_pii: tuple[str, ...] = ()
+    """The personal data it obfuscates (`email`, `username` ...; see `obfuscation.py`)."""
+    stream_pii_method: str = "mask"
+    """`mask` or `hash`."""
+    stream_status: str = "active"
+    """`active`, `paused` or `suspended` (a paused stream delivers nothing until resumed)."""
+    stream_paused_at: datetime | None = None
+    """A paused or suspended stream stopped then: logs written before it were delivered."""
+    streams: tuple[StreamSpec, ...] = ()
+    """More streams (other types, other data sources, other filters), after that one."""
     datasource: str = "auth0"
     datasource_file: Path | None = None
     """Another .datasource file for the data source; default: the seed's schema."""
@@ -64,6 +77,26 @@ class SandboxConfig:
     max_body_bytes: int = 10 * 1024 * 1024
     requests_per_second: int = 100
     mv_failure_rate: float = 0.0
+
+
+def _stream_specs(config: SandboxConfig) -> list[StreamSpec]:
+    """The streams the configuration describes: `stream_*` (when `stream_from` is set), then
+    `streams`."""
+    specs = list(config.streams)
+    options = (config.stream_filters, config.stream_pii, config.stream_paused_at)
+    if config.stream_from is None:
+        if any(options) or config.stream_status != "active":
+            raise ValueError("the stream_* settings describe the stream of stream_from: set it")
+        return specs
+    pii = PiiConfig.of(config.stream_pii, config.stream_pii_method) if config.stream_pii else None
+    main = StreamSpec(
+        status=config.stream_status,
+        since=config.stream_from,
+        paused_at=config.stream_paused_at,
+        filters=config.stream_filters,
+        pii=pii,
+    )
+    return [main.checked(), *specs]
 
 
 class Sandbox:
@@ -117,20 +150,26 @@ class Sandbox:
         tinybird_server = self._serve(self.tinybird, config.tinybird_port)
         self.auth0_url = self.auth0.base_url = auth0_server.url
         self.tinybird_url = self.tinybird.base_url = tinybird_server.url
-        self.stream = LiveStream(
+        self.streams = LogStreams(
             self.tenant,
             self.store,
             config.datasource,
             self.auth0.visible_now,
             self.tinybird.counters,
         )
-        self.stream.sink_url = f"{self.tinybird_url}/v0/events?name={config.datasource}"
-        self.auth0.log_streams = self.stream.describe
-        self.tinybird.start_stream = self.stream.start
-        if config.stream_from is not None:
-            self.stream.start(to_us(config.stream_from))
+        self.streams.endpoint = self._stream_endpoint
+        self.auth0.streams = self.tinybird.streams = self.streams
+        for spec in _stream_specs(config):
+            self.streams.add(spec)
         auth0_server.start("sandbox-auth0")
         tinybird_server.start("sandbox-tinybird")
+
+    def _stream_endpoint(self, datasource: str) -> str:
+        """The Events API URL an http stream posts to, the token in it as the seed's guide has
+        users write it (a secret: the job must never log it)."""
+        credentials = self.tinybird_credentials
+        token = credentials.append if datasource == self.config.datasource else credentials.admin
+        return f"{self.tinybird_url}/v0/events?name={datasource}&token={token}"
 
     def _serve(self, service: Service, port: int) -> SandboxHTTPServer:
         server = SandboxHTTPServer(self.config.host, port, service)

@@ -16,7 +16,7 @@ import random
 import re
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs
@@ -38,8 +38,9 @@ from backfill.sandbox.httpbase import (
     json_response,
 )
 from backfill.sandbox.latency import Latency, LatencyRange
+from backfill.sandbox.livestream import LogStreams
 from backfill.sandbox.ratelimit import TokenBucket
-from backfill.sandbox.timeparse import parse_when, to_us
+from backfill.sandbox.timeparse import parse_when
 from backfill.sandbox.tinybird_store import StoreError, TinybirdStore
 from backfill.tinybird.datafile import DatafileError, parse_datafile
 
@@ -85,8 +86,8 @@ class TinybirdEmulator(Service):
         self.credentials = credentials
         self.ack_latency = ack_latency
         self.base_url = ""
-        self.start_stream: Callable[[int], int] | None = None
-        """Set by the runner: starts the simulated Log Stream at an instant, returns rows sent."""
+        self.streams: LogStreams | None = None
+        """Set by the runner: the Auth0 tenant's Log Streams (`/__sandbox/stream`)."""
         self._settings = settings
         self._buckets: dict[str, TokenBucket] = {}
         self._buckets_lock = threading.Lock()
@@ -301,6 +302,8 @@ class TinybirdEmulator(Service):
                 return json_response(200, {"reset": True})
             if path == "/__sandbox/datasources" and method == "POST":
                 return self._control_create(json_payload(request))
+            if path == "/__sandbox/delete" and method == "POST":
+                return self._control_delete(json_payload(request))
         except (ValueError, DatafileError, StoreError) as failure:
             return json_response(400, {"error": str(failure)})
         return json_response(404, {"error": f"no control endpoint {method} {path}"})
@@ -367,13 +370,30 @@ class TinybirdEmulator(Service):
         return Response(200, content_type="application/x-ndjson", chunks=_joined(lines))
 
     def _control_stream(self, payload: dict[str, Any]) -> Response:
-        if self.start_stream is None:
+        """The stream into the default data source: created and started at `since` if there
+        is none, else changed (`since`, `status`, `filters`, `pii_config`); answers the rows it
+        delivered. `/__sandbox/streams` on the Auth0 side manages every stream."""
+        if self.streams is None:
             return json_response(409, {"error": "no Auth0 tenant is attached to this emulator"})
-        since = payload.get("since")
-        if not since:
-            raise ValueError('the payload needs "since": an ISO date-time')
-        rows = self.start_stream(to_us(parse_when(str(since))))
-        return json_response(200, {"rows": rows})
+        answer = self.streams.control_default(payload)
+        return json_response(200, {"rows": answer["rows"], "stream": answer["stream"]["id"]})
+
+    def _control_delete(self, payload: dict[str, Any]) -> Response:
+        """`{"name", "from_date", "until_date", "log_ids"}`: holes in a data source."""
+        name = str(payload.get("name", ""))
+        if self.store.datasource(name) is None:
+            return json_response(404, {"error": f"no data source {name!r}"})
+        log_ids = payload.get("log_ids") or []
+        if not isinstance(log_ids, list):
+            raise ValueError('"log_ids" must be a list of log_id strings')
+        low, high = payload.get("from_date"), payload.get("until_date")
+        deleted = self.store.delete_rows(
+            name,
+            parse_when(str(low)) if low else None,
+            parse_when(str(high)) if high else None,
+            [str(log_id) for log_id in log_ids],
+        )
+        return json_response(200, {"deleted": deleted})
 
     def _control_create(self, payload: dict[str, Any]) -> Response:
         name = str(payload.get("name", ""))

@@ -101,6 +101,12 @@ class _SharedSession:
         first: Sequence[str] = (),
     ) -> bytes:
         """Run ``sql`` (after the ``first`` statements, with no other statement in between)."""
+        return self.run_all([*first, sql], fmt, database)[-1]
+
+    def run_all(
+        self, statements: Sequence[str], fmt: str = "CSV", database: str | None = None
+    ) -> list[bytes]:
+        """Run the statements in order, with no other statement in between; their answers."""
         from chdb import ChdbError
 
         with self._query_lock:
@@ -108,14 +114,11 @@ class _SharedSession:
                 if database is not None and database != self._database:
                     self._session.query(f"USE `{database}`")
                     self._database = database
-                for statement in first:
-                    self._session.query(statement, fmt)
-                result = self._session.query(sql, fmt)
+                results = [self._session.query(statement, fmt) for statement in statements]
             # chdb raises chdb.ChdbError or chdb._exceptions.ChdbError (a RuntimeError).
             except (ChdbError, RuntimeError) as error:
                 raise StoreError(str(error).strip()) from None
-            data: bytes = result.bytes()
-            return data
+            return [result.bytes() for result in results]
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,46 @@ class TinybirdStore:
                 self._execute(f"TRUNCATE TABLE IF EXISTS {self._table(table + _STORED_SUFFIX)}")
         with self._lock:
             self._received.clear()
+
+    def delete_rows(
+        self,
+        name: str,
+        from_date: datetime | None = None,
+        until_date: datetime | None = None,
+        log_ids: Sequence[str] = (),
+    ) -> int:
+        """Delete the rows dated in [from_date, until_date) and those with these log_ids.
+
+        For a test that needs a data source with holes. The Buffer in front of the table is
+        flushed first, in the same hold of the session, so rows acknowledged before the call
+        are deleted too and rows appended after it are not.
+        """
+        datasource = self._require(name)
+        columns = {column.name for column in datasource.datafile.columns}
+        conditions = []
+        if from_date is not None or until_date is not None:
+            if "date" not in columns:
+                raise ValueError(f"{name} has no `date` column to delete a date range by")
+            bounds = [f"date >= {_datetime_literal(from_date)}"] if from_date else []
+            bounds += [f"date < {_datetime_literal(until_date)}"] if until_date else []
+            conditions.append("(" + " AND ".join(bounds) + ")")
+        if log_ids:
+            if "log_id" not in columns:
+                raise ValueError(f"{name} has no `log_id` column to delete by")
+            listed = ", ".join(_string_literal(log_id) for log_id in log_ids)
+            conditions.append(f"log_id IN ({listed})")
+        if not conditions:
+            raise ValueError("name a date range (from_date, until_date) or log_ids to delete")
+        where = " OR ".join(conditions)
+        stored = self._table(name + _STORED_SUFFIX)
+        answers = self._chdb.run_all(
+            [
+                *self._flushes(),
+                f"SELECT count() FROM {stored} WHERE {where}",
+                f"DELETE FROM {stored} WHERE {where}",
+            ]
+        )
+        return int(answers[-2].strip() or 0)
 
     def received(self, name: str) -> list[bytes]:
         with self._lock:
@@ -381,6 +424,15 @@ def _extract(datasource: Datasource, document: object, line: bytes | None) -> _R
         elif extractor.shape == "json" and not isinstance(value, dict):
             row.errors.append((name, _misfit("JSON object should start with '{'", name)))
     return row
+
+
+def _datetime_literal(moment: datetime) -> str:
+    utc = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return f"toDateTime64('{utc}', 3, 'UTC')"
+
+
+def _string_literal(text: str) -> str:
+    return "'" + str(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _misfit(problem: str, column: str) -> str:

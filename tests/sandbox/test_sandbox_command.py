@@ -82,3 +82,39 @@ def test_bad_options_are_refused(start_process: StartProcess) -> None:
     _, errors = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "latency" in errors
+
+
+def test_stream_options_describe_the_streams_auth0_lists(start_process: StartProcess) -> None:
+    process = start_process(
+        "--json", "--logs", "300", "--days", "1", "--stream-from", "-12h",
+        "--stream-filters", "auth.login.fail,auth.login.success", "--stream-pii", "email",
+        "--stream-pii-method", "hash", "--stream-status", "suspended",
+        "--stream-paused-at", "-1h", "--other-stream", "datadog", "--other-stream", "http",
+    )  # fmt: skip
+    assert process.stdout is not None
+    ready = json.loads(process.stdout.readline())
+    token = httpx.post(
+        f"{ready['AUTH0_DOMAIN']}/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": ready["AUTH0_CLIENT_ID"],
+            "client_secret": ready["AUTH0_CLIENT_SECRET"],
+            "audience": f"{ready['AUTH0_DOMAIN']}/api/v2/",
+        },
+        timeout=5,
+    ).json()["access_token"]
+    streams = httpx.get(
+        f"{ready['AUTH0_DOMAIN']}/api/v2/log-streams",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    ).json()
+    assert [(s["type"], s["status"]) for s in streams] == [
+        ("http", "suspended"), ("datadog", "active"), ("http", "active")
+    ]  # fmt: skip
+    main = streams[0]
+    assert [f["name"] for f in main["filters"]] == ["auth.login.fail", "auth.login.success"]
+    assert main["pii_config"] == {"log_fields": ["email"], "method": "hash", "algorithm": "xxhash"}
+    assert main["sink"]["httpEndpoint"].startswith(f"{ready['TINYBIRD_HOST']}/v0/events?name=")
+    assert "&token=" in main["sink"]["httpEndpoint"]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0

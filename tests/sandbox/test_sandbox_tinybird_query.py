@@ -144,9 +144,15 @@ def test_stream_inserts_envelopes_for_logs_dated_since_and_keeps_streaming(
     url = f"{sandbox.tinybird_url}/__sandbox/stream"
     answer = http.post(url, json={"since": iso_millis(since)})
     due = [i for i in range(len(tenant)) if tenant.date_us(i) >= since]
-    assert answer.json() == {"rows": len(due)}
-    # Stream shape, scope as Auth0 sent it: string scopes land in quarantine, as in production.
-    string_scope = {tenant.log_id(i) for i in due if isinstance(tenant.record(i).get("scope"), str)}
+    assert answer.json()["rows"] == len(due)
+    # Stream shape, scope as Auth0 sent it: string scopes (and auth0_client arrays) land in
+    # quarantine, as in production.
+    string_scope = {
+        tenant.log_id(i)
+        for i in due
+        if isinstance(tenant.record(i).get("scope"), str)
+        or isinstance(tenant.record(i).get("auth0_client"), list)
+    }
     stored = sql(http, sandbox, "SELECT log_id FROM auth0 ORDER BY log_id")
     quarantined = sql(http, sandbox, "SELECT log_id FROM auth0_quarantine ORDER BY log_id")
     assert [row["log_id"] for row in stored] == [
@@ -166,7 +172,10 @@ def test_stream_inserts_envelopes_for_logs_dated_since_and_keeps_streaming(
     token = auth0_token(http, sandbox)
     (stream,) = http.get(f"{sandbox.auth0_url}/api/v2/log-streams", headers=bearer(token)).json()
     assert stream["status"] == "active" and stream["type"] == "http"
-    assert stream["sink"]["httpEndpoint"] == f"{sandbox.tinybird_url}/v0/events?name=auth0"
+    # The token in the URL, as the seed's guide has users write it.
+    assert stream["sink"]["httpEndpoint"] == (
+        f"{sandbox.tinybird_url}/v0/events?name=auth0&token={sandbox.tinybird_credentials.append}"
+    )
 
 
 def test_no_log_stream_is_listed_until_one_is_simulated(
