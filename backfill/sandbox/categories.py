@@ -1,6 +1,6 @@
 """Log Streams filter categories of event types, as the emulated Auth0 applies them.
 
-Read from `backfill/event_types.tsv` (Auth0's published catalogue, with each row's source), as
+Read from `backfill/auth0/event_types.tsv` (Auth0's published catalogue, with each row's source), as
 data: a stream filtering on `auth.login.fail` sends the codes of that category. A code the
 catalogue does not know can be given a category when it is appended (`Tenant.extra_categories`),
 as Auth0 knows the categories of codes newer than any copy of its catalogue.
@@ -28,7 +28,7 @@ STREAM_CATEGORIES = frozenset(
 @cache
 def catalogue_categories() -> dict[str, str]:
     """Event type code -> its category ('' when no source gives one)."""
-    text = resources.files("backfill").joinpath("event_types.tsv").read_text(encoding="utf-8")
+    text = resources.files("backfill.auth0").joinpath("event_types.tsv").read_text(encoding="utf-8")
     rows = csv.DictReader(text.splitlines(), delimiter="\t")
     return {row["code"]: row["tenant_log_catalog_group"] for row in rows if row.get("code")}
 

@@ -6,7 +6,7 @@ What Auth0 documents and the emulation keeps:
   pauses a stream after days of failed deliveries, and a stream resumed later delivers what it
   had not delivered: here, every log due since it stopped (its backlog), at once;
 - `filters` (`[{"type": "category", "name": "auth.login.fail"}, ...]`) limit what it sends to
-  those categories (from `backfill/event_types.tsv`, or given when a log of an unknown code is
+  those categories (from `backfill/auth0/event_types.tsv`, or given when a log of an unknown code is
   appended); no filter sends everything;
 - `pii_config` masks or hashes personal data (`obfuscation.py`: the sandbox's approximation);
 - an `http` stream's `sink.httpEndpoint` is the Events API URL with the token in it

@@ -18,7 +18,7 @@ NEWER = ("sdel", "sdelsa", "fdelsa", "sdeleacft", "fdeleacft", "limit_phone")
 
 
 def table_codes() -> set[str]:
-    with (REPO / "backfill" / "event_types.tsv").open(encoding="utf-8") as handle:
+    with (REPO / "backfill" / "auth0" / "event_types.tsv").open(encoding="utf-8") as handle:
         return {row["code"] for row in csv.DictReader(handle, delimiter="\t")}
 
 

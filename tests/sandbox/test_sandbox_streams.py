@@ -29,7 +29,7 @@ LOGS, DAYS, SEED = 2_000, 2.0, 42
 
 
 def categories() -> dict[str, str]:
-    with (REPO / "backfill" / "event_types.tsv").open(encoding="utf-8") as handle:
+    with (REPO / "backfill" / "auth0" / "event_types.tsv").open(encoding="utf-8") as handle:
         return {
             row["code"]: row["tenant_log_catalog_group"]
             for row in csv.DictReader(handle, delimiter="\t")

@@ -6,7 +6,7 @@ import csv
 from importlib import resources
 from pathlib import Path
 
-from backfill.event_types import catalog, expand
+from backfill.auth0.event_types import catalog, expand
 
 SCHEMA_CODES_FILE = Path(__file__).parents[1] / "fixtures" / "auth0-log-schemas-codes.txt"
 # The category names of the Management API's log stream filters (`filters[].name`).
@@ -26,7 +26,7 @@ def schema_codes() -> list[str]:
 
 
 def table_rows() -> list[dict[str, str]]:
-    text = resources.files("backfill").joinpath("event_types.tsv").read_text(encoding="utf-8")
+    text = resources.files("backfill.auth0").joinpath("event_types.tsv").read_text(encoding="utf-8")
     return list(csv.DictReader(text.splitlines(), delimiter="\t"))
 
 
@@ -38,7 +38,7 @@ def test_the_snapshot_names_its_commit_and_lists_every_schema() -> None:
 
 def test_every_code_in_auth0s_published_schemas_is_in_the_table() -> None:
     missing = sorted(set(schema_codes()) - set(catalog()))
-    assert not missing, f"add these codes to backfill/event_types.tsv: {missing}"
+    assert not missing, f"add these codes to backfill/auth0/event_types.tsv: {missing}"
 
 
 def test_each_code_has_one_row() -> None:
