@@ -22,7 +22,6 @@ from backfill import state as state_file
 from backfill.errors import (
     BackfillError,
     CheckFailedError,
-    StateError,
 )
 from backfill.preflight import exit_status, run_checks
 from backfill.run.job import JobRequest, Report, Runner, run_requests
@@ -138,6 +137,23 @@ def main() -> None:
     help="Take the resume point from the data source itself (its greatest log_id) instead of a "
     "state file: for a data source only this job writes, e.g. cron in a throwaway container.",
 )
+@click.option(
+    "--pii",
+    type=click.Choice(["drop", "keep"]),
+    help="When the Log Stream masks or hashes personal data: drop those values (null; they "
+    "never leave this machine) or keep them raw. Without it such a run is refused.",
+)
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Send only logs the data source (or its quarantine) does not hold yet, asked batch by "
+    "batch: to fill the holes a stream left. Needs read access.",
+)
+@click.option(
+    "--allow-duplicates",
+    is_flag=True,
+    help="A new checkpoint over a window the data source already holds rows in: send anyway.",
+)
 @tenant_option
 @json_option
 @quiet_option
@@ -159,6 +175,9 @@ def run(
     concurrency: int | None,
     until_stream_start: bool,
     resume_from_tinybird: bool,
+    pii: str | None,
+    skip_existing: bool,
+    allow_duplicates: bool,
     tenants: tuple[str, ...],
     as_json: bool,
     quiet: bool,
@@ -175,6 +194,8 @@ def run(
                 "--until-stream-start sets the end itself: not with --until-date or "
                 "--resume-from-tinybird."
             )
+        if skip_existing and allow_duplicates:
+            raise click.UsageError("--skip-existing and --allow-duplicates exclude each other.")
         if resume_from_tinybird and (restart or dry_run):
             raise click.UsageError(
                 "--resume-from-tinybird keeps no checkpoint to restart and sends for real: not "
@@ -190,6 +211,7 @@ def run(
                 "exclude_types": exclude_types,
                 "concurrency": concurrency,
                 "log_format": log_format,
+                "pii": pii,
             },
             environment(),
             config_path,
@@ -213,6 +235,8 @@ def run(
                     progress="auto" if single else "lines",
                     until_stream_start=until_stream_start,
                     resume_from_tinybird=resume_from_tinybird,
+                    skip_existing=skip_existing,
+                    allow_duplicates=allow_duplicates,
                 )
                 for settings, stopper in zip(everyone, stoppers, strict=True)
             ]
@@ -283,17 +307,27 @@ def check(config_path: Path | None, tenants: tuple[str, ...], as_json: bool) -> 
 @state_option
 @click.option("--from-date", metavar=WHEN, help="First day to compare (default: the ledger's).")
 @click.option("--until-date", metavar=WHEN, help="Day to stop before (default: after the last).")
+@click.option(
+    "--by",
+    type=click.Choice(["day", "hour"]),
+    default="day",
+    show_default=True,
+    help="day: against what the run recorded as sent. hour: against Auth0's own logs, so a "
+    "hole of an hour shows (also what verify does without a state file).",
+)
 @json_option
 def verify(
     config_path: Path | None,
     state: Path | None,
     from_date: str | None,
     until_date: str | None,
+    by: str,
     as_json: bool,
 ) -> None:
     """After a run: per day, rows in Tinybird (count, uniqExact(log_id)) against the rows the job
     recorded as sent; quarantined rows since the run began; duplicates and the query that removes
-    them at read time. Exits 10 when rows are missing."""
+    them at read time. With --by hour (or no state file): Auth0's logs against Tinybird's rows.
+    Exits 10 when rows are missing or duplicated."""
     logsetup.configure(quiet=True)
     with _errors():
         settings = resolve(
@@ -305,21 +339,12 @@ def verify(
             environment(),
             config_path,
         )
-        current = state_file.load(settings.state)
-        if current is None:
-            raise StateError(
-                f"No checkpoint at {settings.state}: verify compares Tinybird with what a run "
-                "recorded as sent.",
-                hint="Point --state at the run's state file.",
-            )
-        result = verify_state(
-            settings, current, from_date=settings.from_date, until_date=settings.until_date
-        )
+        result = verify_state(settings, state_file.load(settings.state), by=by)
         if as_json:
             click.echo(json.dumps(result.to_json(), indent=1))
         else:
             click.echo(result.table())
-        if result.missing:
+        if result.missing or result.duplicates:
             sys.exit(CheckFailedError.exit_code)
 
 

@@ -14,6 +14,7 @@ BackfillError                           1  unexpected; also the base of everythi
 │   ├── TinybirdNotFoundError           4    wrong region host, or no such data source (404)
 │   └── TinybirdRequestError            4    invalid request (400)
 ├── StateError                          5  state file unusable: corrupt, foreign, newer, other flags
+│   └── RefusedError                    5    rows already there, PII the stream hides: not sent
 ├── CheckpointExpiredError              6  the checkpoint aged out of Auth0's retention
 ├── RetriesExhaustedError               7  a service kept failing after every retry
 ├── PartialWriteError                   8  Tinybird 422: written in part, never resent
@@ -93,6 +94,12 @@ class TinybirdRequestError(TinybirdError):
 class StateError(BackfillError):
     exit_code = 5
     kind = "state"
+
+
+class RefusedError(StateError):
+    """The run would duplicate rows or leak what the stream hides: refused before sending."""
+
+    kind = "refused"
 
 
 class CheckpointExpiredError(BackfillError):

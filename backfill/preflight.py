@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from backfill.auth0.source import Auth0Logs
+from backfill.auth0.streams import feeding
 from backfill.errors import (
     Auth0CredentialsError,
     Auth0PermissionError,
@@ -25,6 +26,7 @@ from backfill.errors import (
 )
 from backfill.pacer import Pacer
 from backfill.retry import TransientError
+from backfill.run.mirror import BACKLOG
 from backfill.run.stopper import Stopper
 from backfill.services import auth0_logs, http_client, retry_policy, tinybird_events, tinybird_query
 from backfill.settings import Settings
@@ -147,6 +149,7 @@ class Preflight:
             return
         self._add("auth0.credentials", PASS, "a Management API token was issued")
         self._add("auth0.read_logs", PASS, "GET /api/v2/logs answered: the token has read:logs")
+        self._streams(self._logs)
         if oldest is None:
             self._add("auth0.oldest_log", WARN, "the tenant has no logs at all")
             return
@@ -158,6 +161,42 @@ class Preflight:
             f"{oldest.get('date')}{age} (log_id {oldest['log_id']}): a backfill reaches back "
             "this far, no further",
         )
+
+    def _streams(self, logs: Auth0Logs) -> None:
+        """The Log Streams feeding the data source: what a run will mirror."""
+        try:
+            listed = logs.log_streams()
+        except BackfillError as error:
+            self._add("auth0.log_streams", WARN, f"could not be listed: {error}")
+            return
+        if listed is None:
+            self._add(
+                "auth0.log_streams",
+                WARN,
+                "the token may not list Log Streams (grant read:log_streams): a stream's "
+                "category filters and PII settings cannot be mirrored",
+            )
+            return
+        found = feeding(listed, tinybird_host=self._host, datasource=self._datasource)
+        if not found:
+            self._add(
+                "auth0.log_streams",
+                PASS,
+                f"no Log Stream feeds {self._datasource} at {self._host} "
+                f"({len(listed)} stream(s) listed)",
+            )
+        for stream in found:
+            advice = []
+            if stream.status != "active":
+                advice.append(f"{stream.status}: {BACKLOG}")
+            if stream.obfuscates:
+                advice.append("a run needs --pii drop or --pii keep")
+            self._add(
+                "auth0.log_streams",
+                WARN if advice else PASS,
+                f"feeds {self._datasource}: {stream.describe()}"
+                + (f" ({'; '.join(advice)})" if advice else ""),
+            )
 
     # -- Tinybird -------------------------------------------------------------------------------
 

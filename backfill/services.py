@@ -83,9 +83,11 @@ def tinybird_events(
     http: httpx.Client,
     retry: RetryPolicy,
     landed: Callable[[Batch], set[str]] | None = None,
+    check_first: bool = False,
 ) -> TinybirdEvents:
     """The sink. ``landed``: how to ask which rows of a batch are already in Tinybird
-    (exactly-once resends); None when the token cannot read."""
+    (exactly-once resends); None when the token cannot read. ``check_first``: ask before every
+    append, not only before a resend (--skip-existing)."""
     return TinybirdEvents(
         host=settings.tinybird_host,
         token=settings.require_tinybird(),
@@ -94,6 +96,7 @@ def tinybird_events(
         retry=retry,
         landed=landed,
         settle=settings.resume_settle,
+        check_first=check_first,
     )
 
 

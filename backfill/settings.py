@@ -87,6 +87,7 @@ class Settings:
     until_date: datetime | None = _setting("run", "until_date", parse.when)
     types: tuple[str, ...] = _setting("run", "types", parse.codes, ())
     exclude_types: tuple[str, ...] = _setting("run", "exclude_types", parse.codes, ())
+    pii: str | None = _setting("run", "pii", parse.choice("drop", "keep"))
     concurrency: int = _setting("run", "concurrency", parse.positive_int, 8)
     late_margin_seconds: float = _setting("run", "late_margin_seconds", parse.positive_float, 60.0)
     log_format: str = _setting("run", "log_format", parse.choice("text", "json"), "text")

@@ -18,7 +18,11 @@ def status_summary(settings: Settings, current: RunState) -> dict[str, Any]:
         "tenant": current.tenant,
         "datasource": current.datasource,
         "tinybird_host": current.tinybird_host,
-        "started_with": current.started_with,
+        "started_with": {
+            key: value for key, value in current.started_with.items() if key != "mirror"
+        },
+        "types": _types(current.started_with.get("mirror")),
+        "pii": _pii(current.started_with.get("mirror")),
         "created_at": current.created_at,
         "newest_log_id": newest_id,
         "newest_date": newest_date,
@@ -54,11 +58,14 @@ def render_status(summary: dict[str, Any]) -> str:
         f"Rows sent:       {summary['rows_sent']:,} in {summary['batches']:,} batches "
         f"({summary['quarantined_rows']:,} quarantined, {summary['already_in_tinybird']:,} "
         "already in Tinybird)",
+        f"Types:           {summary['types']}",
         f"Ranges:          {summary['ranges_done']}/{summary['ranges_bounded']} done"
         + (" + an open tail (until caught up)" if summary["open_tail"] else ""),
         f"Last run:        {last.get('started_at', '-')} -> {last.get('finished_at', '-')}, "
         f"{last.get('outcome', '-')}, {last.get('rows_sent', 0):,} rows",
     ]
+    if summary["pii"]:
+        lines.append(f"PII:             {summary['pii']}")
     if summary["pending_appends"] or summary["unclean_stop"]:
         lines.append(
             f"Unclean stop:    {summary['pending_appends']} appends in flight; the next run "
@@ -68,3 +75,19 @@ def render_status(summary: dict[str, Any]) -> str:
         hours = summary["gap_seconds"] / 3600
         lines.append(f"Gaps:            {len(summary['gaps'])}, {hours:.1f} h of history skipped")
     return "\n".join(lines)
+
+
+def _types(mirror: dict[str, Any] | None) -> str:
+    """Which types the checkpoint's runs send, and where that came from."""
+    if not mirror or not mirror.get("source"):
+        return "every type" if mirror else "not recorded (a checkpoint of 0.1.0): see Started with"
+    given = ", ".join(mirror.get("given") or []) or "every type"
+    return f"{given} (from {mirror['source']})"
+
+
+def _pii(mirror: dict[str, Any] | None) -> str | None:
+    if not mirror or not mirror.get("pii"):
+        return None
+    if mirror["pii"] == "drop":
+        return f"dropped {', '.join(mirror.get('pii_fields') or [])} (--pii drop)"
+    return "raw values sent (--pii keep)"

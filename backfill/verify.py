@@ -1,6 +1,7 @@
 """``verify``: did everything land? Per day, what the job recorded as sent against what Tinybird
 holds (``count()`` and ``uniqExact(log_id)`` through the Query API), with quarantine and
-duplicates accounted for.
+duplicates accounted for; per hour (``--by hour``), or without a state file, Auth0's own logs
+against Tinybird's rows (``holes``).
 """
 
 from __future__ import annotations
@@ -9,11 +10,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from backfill.auth0.streams import feeding
+from backfill.errors import ConfigError
+from backfill.holes import Holes, find_holes
+from backfill.pacer import Pacer
+from backfill.run.mirror import types_sent
 from backfill.run.stopper import Stopper
-from backfill.services import http_client, retry_policy, tinybird_query
+from backfill.services import auth0_logs, http_client, retry_policy, tinybird_query
 from backfill.settings import Settings
 from backfill.state import RunState
-from backfill.timeutil import clickhouse_literal, parse_record_date
+from backfill.timeutil import clickhouse_literal, parse_record_date, utcnow
 from backfill.tinybird.query import TinybirdQuery
 
 
@@ -127,16 +133,65 @@ class Verification:
 
 
 def verify_state(
-    settings: Settings,
-    state: RunState,
-    *,
-    from_date: datetime | None = None,
-    until_date: datetime | None = None,
-) -> Verification:
-    """``verify`` for one state file, with the settings' reading token."""
+    settings: Settings, state: RunState | None, *, by: str = "day"
+) -> Verification | Holes:
+    """``verify``: by day against what the run recorded as sent (its ledger); by hour, or without
+    a state file, against Auth0's own logs (``holes``)."""
     with http_client(settings) as http:
-        query = tinybird_query(settings, http=http, retry=retry_policy(settings, Stopper().sleep))
-        return verify(query, state, from_date=from_date, until_date=until_date)
+        retry = retry_policy(settings, Stopper().sleep)
+        query = tinybird_query(settings, http=http, retry=retry)
+        if by == "day" and state is not None:
+            return verify(
+                query, state, from_date=settings.from_date, until_date=settings.until_date
+            )
+        logs = auth0_logs(settings, http=http, retry=retry, pacer=Pacer())
+        low, high = _window(settings, state, by)
+        recorded = state.started_with.get("mirror") if state is not None else None
+        listed = None
+        if recorded is None and not (settings.types or settings.exclude_types):
+            listed = logs.log_streams()
+        streams = feeding(
+            listed or [], tinybird_host=settings.tinybird_host, datasource=settings.datasource
+        )
+        kept = types_sent(settings, streams, recorded)
+        return find_holes(
+            logs,
+            query,
+            low=low,
+            high=high,
+            by=by,
+            keep=kept,
+            types=f"types {kept.describe()}" if kept else "every type",
+            workers=settings.concurrency,
+        )
+
+
+def _window(settings: Settings, state: RunState | None, by: str) -> tuple[datetime, datetime]:
+    """The whole hours (or days) to compare: the flags', else the ledger's days."""
+    low, high = settings.from_date, settings.until_date
+    days = sorted(day for day in (state.ledger if state else {}) if day != "unknown")
+    if low is None and days:
+        low = parse_record_date(days[0] + "T00:00:00Z")
+    if high is None and days:
+        last = parse_record_date(days[-1] + "T00:00:00Z")
+        high = last + timedelta(days=1) if last else None
+    if low is None:
+        raise ConfigError(
+            "verify compares Auth0's logs with Tinybird's rows over a window, and none is known "
+            "without a state file that recorded sent rows.",
+            hint="Give --from-date (and --until-date; default: now).",
+        )
+    high = high or utcnow()
+    unit = timedelta(hours=1) if by == "hour" else timedelta(days=1)
+    floor = low.replace(minute=0, second=0, microsecond=0)
+    if by == "day":
+        floor = floor.replace(hour=0)
+    ceiling = high.replace(minute=0, second=0, microsecond=0)
+    if by == "day":
+        ceiling = ceiling.replace(hour=0)
+    if ceiling < high:
+        ceiling += unit
+    return floor, ceiling
 
 
 def verify(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -75,19 +75,44 @@ def expand(values: Iterable[str], *, option: str) -> frozenset[str]:
     return frozenset(codes)
 
 
-def type_filter(include: Iterable[str], exclude: Iterable[str]) -> Callable[[object], bool] | None:
-    """A predicate on a record's ``type``, or None when every type is kept."""
+@dataclass(frozen=True)
+class TypeFilter:
+    """Which event types a run sends, and where that came from (the summary and ``status`` say).
+
+    Called with a record's ``type``: True to send it.
+    """
+
+    wanted: frozenset[str] | None  # None: every code the exclusions leave
+    unwanted: frozenset[str]
+    source: str  # "--types/--exclude-types", or the Log Stream it mirrors
+    given: tuple[str, ...] = ()  # as written: codes and categories
+
+    def __call__(self, code: object) -> bool:
+        if not isinstance(code, str):
+            return self.wanted is None  # a record without a type only passes an exclude-only filter
+        if self.wanted is not None and code not in self.wanted:
+            return False
+        return code not in self.unwanted
+
+    def describe(self) -> str:
+        return f"{', '.join(self.given) or 'every type'} (from {self.source})"
+
+
+def type_filter(
+    include: Iterable[str], exclude: Iterable[str], *, source: str = "--types/--exclude-types"
+) -> TypeFilter | None:
+    """The filter for these codes or categories, or None when every type is kept."""
     include, exclude = list(include), list(exclude)
     if not include and not exclude:
         return None
-    wanted = expand(include, option="--types") if include else None
-    unwanted = expand(exclude, option="--exclude-types") if exclude else frozenset()
+    return TypeFilter(
+        wanted=expand(include, option="--types") if include else None,
+        unwanted=expand(exclude, option="--exclude-types") if exclude else frozenset(),
+        source=source,
+        given=(*include, *(f"not {value}" for value in exclude)),
+    )
 
-    def keep(code: object) -> bool:
-        if not isinstance(code, str):
-            return wanted is None  # a record without a type only passes an exclude-only filter
-        if wanted is not None and code not in wanted:
-            return False
-        return code not in unwanted
 
-    return keep
+def is_known(code: object) -> bool:
+    """A code in the table (Auth0's published codes); what is not is counted when left out."""
+    return isinstance(code, str) and code in catalog()

@@ -57,7 +57,7 @@ def judge(
     """The one decision on an Auth0 answer: the parsed body of a 200 (``NOT_FOUND`` for an
     allowed 404), a ``TransientError`` to retry, or the ``Auth0Error`` that stops the run.
 
-    A 401 is transient here: the caller gets a new token once before it gives up.
+    On a 401 or 403 the caller gets a new token once before it gives up.
     """
     status = response.status_code
     if status == 200:
@@ -184,10 +184,13 @@ class Auth0Logs:
         return body
 
     def log_streams(self) -> list[Record] | None:
-        """The tenant's Log Streams, or None when the token may not list them."""
+        """The tenant's Log Streams, or None when the token may not list them (or the
+        endpoint is not there: a proxy, an emulator without it)."""
         try:
-            body = self._request("/api/v2/log-streams", {}, "list log streams")
+            body = self._request("/api/v2/log-streams", {}, "list log streams", allow_404=True)
         except Auth0PermissionError:
+            return None
+        if body is NOT_FOUND:
             return None
         return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
 
@@ -229,12 +232,15 @@ class Auth0Logs:
                 return judge(
                     response, base_url=self.base_url, path=path, action=action, allow_404=allow_404
                 )
-            except Auth0CredentialsError:
+            except (Auth0CredentialsError, Auth0PermissionError) as error:
+                # A 401, or a 403 after a scope was granted or removed since the token was
+                # issued: a new token once, then the refusal stands.
                 if refreshed or not self._tokens.invalidate(token):
                     raise
                 refreshed = True
+                status = 401 if isinstance(error, Auth0CredentialsError) else 403
                 raise TransientError(
-                    "token rejected (401), refreshing it", immediate=True
+                    f"token rejected ({status}), refreshing it", immediate=True
                 ) from None
 
         return self._retry.call(attempt, service="Auth0", action=action)

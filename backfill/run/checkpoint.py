@@ -25,6 +25,7 @@ def started_with(settings: Settings) -> dict[str, Any]:
         "until_date": iso(settings.until_date) if settings.until_date else None,
         "types": list(settings.types),
         "exclude_types": list(settings.exclude_types),
+        "pii": settings.pii,
     }
 
 

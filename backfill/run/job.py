@@ -114,7 +114,17 @@ def run_job(request: JobRequest) -> Report:
         seconds=time.monotonic() - started,
         exactly_once=plan.exactly_once if isinstance(plan, Plan) else not request.dry_run,
         notes=notes,
+        type_filter=_types_note(plan),
+        pii=plan.mirrored.describe_pii() if isinstance(plan, Plan) else None,
+        query_api_calls=plan.query.calls if isinstance(plan, Plan) and plan.query else 0,
+        skip_existing=request.skip_existing,
     )
+
+
+def _types_note(plan: Plan | NothingToDo | None) -> str | None:
+    if not isinstance(plan, Plan) or plan.mirrored.type_filter is None:
+        return None
+    return plan.mirrored.describe_types()
 
 
 def _lock(request: JobRequest) -> contextlib.AbstractContextManager[None]:

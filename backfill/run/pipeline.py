@@ -78,6 +78,8 @@ class RunOptions:
     in_flight: int = 4
     late_margin: timedelta = timedelta(seconds=60)
     keep_type: Callable[[object], bool] | None = None
+    pii_fields: frozenset[str] | None = None  # values dropped before sending (--pii drop)
+    oldest: Record | None = None  # the oldest log Auth0 held at start (--restart-from-oldest)
     restart_from_oldest: bool = False
     shutdown_grace: float = 30.0
     resume_settle: float = 5.0
@@ -95,6 +97,8 @@ class RunOptions:
             flush_seconds=self.flush_seconds,
             keep_type=self.keep_type,
             restart_from_oldest=self.restart_from_oldest,
+            pii_fields=self.pii_fields,
+            oldest=self.oldest,
         )
 
 
@@ -314,6 +318,8 @@ class Pipeline(Outlet):
             self.counts.filtered += counts.filtered
             self.counts.outside_range += counts.outside_range
             self.counts.undated += counts.undated
+            for code, seen in counts.unknown_types.items():
+                self.counts.unknown_types[code] = self.counts.unknown_types.get(code, 0) + seen
         self._progress.advance(range_id, last_date, counts.read)
 
     def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None:

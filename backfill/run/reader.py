@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from backfill.auth0.event_types import is_known
 from backfill.auth0.log_ids import order_key, write_time
 from backfill.batches import Batch, BatchBuilder, BatchLimits
 from backfill.envelope import serialize, to_envelope
-from backfill.errors import Auth0RequestError, CheckpointExpiredError
+from backfill.errors import Auth0RequestError
+from backfill.pii import drop_pii
+from backfill.run.retention import aged_out, expired_error
 from backfill.state import Gap, RangeState
 from backfill.timeutil import humanize, iso, parse_record_date, stamp
 
 log = logging.getLogger("backfill.pipeline")
 
 Record = dict[str, Any]
-
-RETENTION_TABLE = (
-    "Auth0 keeps logs for: Starter/free 1 day, Essentials 5 days, Professional 10 days, "
-    "Enterprise 30 days."
-)
 
 
 class Source(Protocol):
@@ -39,12 +37,13 @@ class Source(Protocol):
     def oldest(self) -> Record | None: ...
 
 
-@dataclass(frozen=True)
+@dataclass
 class ReadCounts:
     read: int = 0
     filtered: int = 0
     outside_range: int = 0
     undated: int = 0
+    unknown_types: dict[str, int] = field(default_factory=dict)  # left out, not in the table
 
 
 class Outlet(Protocol):
@@ -76,6 +75,8 @@ class ReadOptions:
     flush_seconds: float  # send a range's batch at least this often
     keep_type: Callable[[object], bool] | None
     restart_from_oldest: bool
+    pii_fields: frozenset[str] | None = None  # values dropped before sending (--pii drop)
+    oldest: Record | None = None  # the oldest log Auth0 held at start (--restart-from-oldest)
 
 
 class RangeReader:
@@ -108,9 +109,7 @@ class RangeReader:
         self.builder = BatchBuilder(options.limits, item.id, clock=clock)
         self.last_consumed: str | None = None
         self.last_consumed_date: str | None = None
-        self.filtered = 0
-        self.outside = 0
-        self.undated = 0
+        self.counts = ReadCounts()
 
     def read(self) -> None:
         item = self.item
@@ -119,6 +118,10 @@ class RangeReader:
             if lead is not None:
                 self.consume(lead)
         position: str | None = self.last_consumed or item.position
+        oldest = self.options.oldest
+        if position is not None and oldest is not None and aged_out(item, oldest):
+            # Found before paging (Auth0 need not answer 400 to an aged-out checkpoint).
+            position = self.skip_to_oldest(position, oldest)
         while position is not None:
             if self.outlet.stopping:
                 raise Stopping
@@ -154,8 +157,8 @@ class RangeReader:
                 self.consume(record, date)
                 last_date = date or last_date
         finally:
-            counts = ReadCounts(len(page), self.filtered, self.outside, self.undated)
-            self.filtered = self.outside = self.undated = 0
+            counts, self.counts = self.counts, ReadCounts()
+            counts.read = len(page)
             self.outlet.count(self.item.id, counts, _parse(last_date))
         if len(page) < self.options.take:
             # Caught up with what Auth0 has written. A bounded range whose end lies further back
@@ -176,7 +179,7 @@ class RangeReader:
         """The record's date as a stamp; without one, the write time its id carries."""
         date = stamp(record.get("date"))
         if date is None:
-            self.undated += 1
+            self.counts.undated += 1
             log_id = record.get("log_id")
             written = write_time(log_id) if isinstance(log_id, str) else None
             date = iso(written) if written else None
@@ -189,12 +192,18 @@ class RangeReader:
             date = self.date_of(record)
         keep_type = self.options.keep_type
         if not self.in_range(date):
-            self.outside += 1  # another range's (read past an edge for late-written ids)
+            self.counts.outside_range += 1  # another range's (read past an edge for late ids)
         elif keep_type is not None and not keep_type(record.get("type")):
-            self.filtered += 1
+            self.counts.filtered += 1
+            code = record.get("type")
+            if not is_known(code):  # never left out silently: counted by code
+                unknown = self.counts.unknown_types
+                unknown[str(code)] = unknown.get(str(code), 0) + 1
         elif log_id in self.already_in_tinybird:
             self.builder.count_already_in_tinybird(date)
         else:
+            if self.options.pii_fields:
+                envelope["data"] = drop_pii(envelope["data"], self.options.pii_fields)
             line = serialize(envelope)
             if not self.builder.fits(len(line), date):
                 self.flush()
@@ -228,18 +237,15 @@ class RangeReader:
         oldest = self.source.oldest()
         if oldest is None or order_key(position) >= order_key(oldest["log_id"]):
             raise error
+        return self.skip_to_oldest(position, oldest)
+
+    def skip_to_oldest(self, position: str, oldest: Record) -> str | None:
+        """The range's checkpoint aged out: stop, or (--restart-from-oldest) record the gap and
+        go on from the oldest log Auth0 still holds."""
+        if not self.options.restart_from_oldest:
+            raise expired_error(position, self.item.cursor_date, oldest, self.now())
         then = write_time(position) or _parse(self.item.cursor_date)
         oldest_date = parse_record_date(oldest.get("date"))
-        age = f"{humanize(self.now() - then)} old" if then else "of unknown age"
-        if not self.options.restart_from_oldest:
-            raise CheckpointExpiredError(
-                f"The checkpoint {position} ({iso(then) if then else 'date unknown'}, {age}) is "
-                f"older than the oldest log Auth0 still retains ({oldest.get('date')}): the logs "
-                f"between them are gone. {RETENTION_TABLE}",
-                hint="Run again with --restart-from-oldest to accept the gap and go on from the "
-                "oldest retained log (the gap is recorded and reported), or start over with "
-                "--restart.",
-            )
         self.flush()
         seconds = (oldest_date - then).total_seconds() if then and oldest_date else 0.0
         gap = Gap(

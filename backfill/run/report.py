@@ -26,6 +26,7 @@ class Counts:
     filtered: int = 0  # left out by --types / --exclude-types
     outside_range: int = 0  # read past a range's edge: another range's, not sent twice
     undated: int = 0  # records without a readable date
+    unknown_types: dict[str, int] = field(default_factory=dict)  # left out: codes not in the table
 
     def add(self, acknowledged: Acknowledged) -> None:
         self.rows_sent += acknowledged.rows
@@ -64,6 +65,10 @@ class Report:
     gaps: list[dict[str, Any]] = field(default_factory=list)
     exactly_once: bool = True
     notes: list[str] = field(default_factory=list)
+    type_filter: str | None = None  # which types were sent, and where that came from
+    pii: str | None = None  # what was done with personal data a stream hides
+    query_api_calls: int = 0
+    skip_existing: bool = False
 
     @classmethod
     def build(
@@ -82,6 +87,10 @@ class Report:
         seconds: float = 0.0,
         exactly_once: bool = True,
         notes: list[str] | None = None,
+        type_filter: str | None = None,
+        pii: str | None = None,
+        query_api_calls: int = 0,
+        skip_existing: bool = False,
     ) -> Report:
         counts = counts or Counts()
         notes = list(notes or [])
@@ -100,6 +109,10 @@ class Report:
             seconds=seconds,
             exactly_once=exactly_once,
             notes=notes,
+            type_filter=type_filter,
+            pii=pii,
+            query_api_calls=query_api_calls,
+            skip_existing=skip_existing,
         )
         if state is not None:
             report.newest_log_id, report.newest_date = state.newest()
@@ -128,6 +141,17 @@ class Report:
             parts.append(f"{counts.already_in_tinybird:,} already in Tinybird, not resent")
         if counts.filtered:
             parts.append(f"{counts.filtered:,} left out by type")
+        if counts.unknown_types:
+            unknown = ", ".join(
+                f"{code} x{seen:,}" for code, seen in sorted(counts.unknown_types.items())
+            )
+            parts.append(f"of which of types not in the table: {unknown}")
+        if self.type_filter:
+            parts.append(f"types: {self.type_filter}")
+        if self.pii:
+            parts.append(f"PII {self.pii}")
+        if self.skip_existing:
+            parts.append(f"{self.query_api_calls:,} Query API calls")
         if self.newest_log_id:
             parts.append(f"newest {self.newest_log_id} ({self.newest_date})")
         parts.append(f"{self.logs_per_second:,.0f} logs/s over {self.seconds:.1f}s")
@@ -169,6 +193,10 @@ class Report:
             "gaps": self.gaps,
             "exactly_once": self.exactly_once,
             "notes": self.notes,
+            "type_filter": self.type_filter,
+            "unknown_types": dict(counts.unknown_types),
+            "pii": self.pii,
+            "query_api_calls": self.query_api_calls,
         }
 
 

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import IO
+from typing import IO, Any
 
-from backfill.auth0.event_types import type_filter
 from backfill.batches import BatchLimits
+from backfill.run.mirror import Mirror
 from backfill.run.pipeline import RunOptions
 from backfill.run.stopper import Stopper
 from backfill.settings import Settings
@@ -31,6 +31,8 @@ class JobRequest:
     progress: str = "auto"  # "auto": a bar on a terminal, else lines; "lines"
     until_stream_start: bool = False
     resume_from_tinybird: bool = False
+    skip_existing: bool = False  # send only what the data source (or its quarantine) lacks
+    allow_duplicates: bool = False  # a new checkpoint over rows already there: send anyway
 
 
 class Notes(list[str]):
@@ -43,10 +45,12 @@ class Notes(list[str]):
 
 def run_options(
     request: JobRequest,
+    mirrored: Mirror,
     *,
     sequential: bool = False,
     max_months: int | None = None,
     rate_limited: Callable[[], bool] = lambda: False,
+    oldest: dict[str, Any] | None = None,
 ) -> RunOptions:
     settings = request.settings
     return RunOptions(
@@ -58,7 +62,9 @@ def run_options(
         concurrency=1 if sequential else settings.concurrency,
         in_flight=1 if sequential else settings.in_flight,
         late_margin=timedelta(seconds=settings.late_margin_seconds),
-        keep_type=type_filter(settings.types, settings.exclude_types),
+        keep_type=mirrored.type_filter,
+        pii_fields=mirrored.pii_fields or None,
+        oldest=oldest,
         restart_from_oldest=request.restart_from_oldest,
         shutdown_grace=settings.shutdown_grace,
         resume_settle=settings.resume_settle,

@@ -21,19 +21,21 @@ from typing import IO
 from backfill import state as state_file
 from backfill.auth0.log_ids import write_time
 from backfill.batches import Batch
-from backfill.errors import TinybirdAuthError, TinybirdNotFoundError
-from backfill.run import stream
+from backfill.errors import ConfigError
+from backfill.run import stream, survey
 from backfill.run.checkpoint import load_state, started_with
+from backfill.run.mirror import Mirror, mirror
 from backfill.run.pipeline import RunOptions, Sink
 from backfill.run.plan import estimate_logs, find_start, resplit_tail, split, tail_behind
+from backfill.run.reader import Record
 from backfill.run.request import JobRequest, Notes, run_options
-from backfill.services import Services, tinybird_events, tinybird_query
+from backfill.run.retention import aged_out, expired_error
+from backfill.services import Services, tinybird_events
 from backfill.settings import Settings
 from backfill.state import PendingAppend, RangeState, RunState
 from backfill.timeutil import iso, parse_record_date, utcnow
 from backfill.tinybird.events import AppendResult
 from backfill.tinybird.query import TinybirdQuery
-from backfill.tinybird.region import region_hint
 
 log = logging.getLogger("backfill.job")
 
@@ -45,8 +47,10 @@ class Plan:
     sink: Sink
     persist: bool  # the checkpoint is saved as the run goes (not without a state file)
     exactly_once: bool  # Tinybird can be asked what already landed
+    mirrored: Mirror  # the types sent and what is done with personal data
     landed_between: Callable[[PendingAppend], set[str]] | None = None
     already_in_tinybird: set[str] = field(default_factory=set)
+    query: TinybirdQuery | None = None  # for the count of Query API calls
     dry_run: bool = False
 
 
@@ -74,17 +78,32 @@ def start(request: JobRequest, services: Services, notes: Notes) -> Plan | Nothi
 
 def fresh(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
     settings = request.settings
-    access = _tinybird(services, notes)
+    access = survey.tinybird(services, notes)
+    mirrored = mirror(settings, survey.streams(services), None, notes.add)
     state = new_run(services, notes, end=settings.until_date, cursors=settings.concurrency)
     if state is None:
         return NothingToDo()
-    return _plan(request, services, access, state)
+    if not (request.skip_existing or request.allow_duplicates):
+        if access.can_read:
+            window = (
+                f"{state.ranges[0].start or 'the oldest log'} to {state.ranges[-1].end or 'now'}"
+            )
+            count = survey.rows_already_there(access.query, state, mirrored)
+            survey.refuse_rows_already_there(count, settings, window)
+        else:
+            notes.add(
+                "Could not check whether the data source already holds rows in this window "
+                "(no read access): if it does, they will be there twice."
+            )
+    return _plan(request, services, access, state, mirrored)
 
 
 def until_stream_start(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
     settings = request.settings
-    access = _tinybird(services, notes)
-    first = _stream_start(access, notes)
+    access = survey.tinybird(services, notes)
+    feeding = survey.streams(services)
+    mirrored = mirror(settings, feeding, None, notes.add)
+    first = survey.stream_start(access, feeding, notes)
     # Read past the stream's first event by the late-id margin: logs dated just before it may
     # have been written after the stream began (and streamed), or not. What Tinybird already
     # has in that window is skipped (``_plan``).
@@ -98,12 +117,20 @@ def until_stream_start(request: JobRequest, services: Services, notes: Notes) ->
             "until_date": iso(end) if end else None,
         }
     )
-    return _plan(request, services, access, state)
+    return _plan(request, services, access, state, mirrored)
 
 
 def resume(request: JobRequest, services: Services, existing: RunState, notes: Notes) -> Plan:
     settings = request.settings
-    access = _tinybird(services, notes)
+    access = survey.tinybird(services, notes)
+    mirrored = mirror(
+        settings, survey.streams(services), existing.started_with.get("mirror"), notes.add
+    )
+    oldest = services.auth0.oldest()
+    if oldest is not None and not request.restart_from_oldest:
+        for item in existing.ranges:
+            if aged_out(item, oldest):
+                raise expired_error(item.position, item.cursor_date, oldest, utcnow())
     now = utcnow()
     tail = tail_behind(existing.ranges, now)
     expected = None
@@ -119,7 +146,7 @@ def resume(request: JobRequest, services: Services, existing: RunState, notes: N
         margin=timedelta(seconds=settings.late_margin_seconds),
         expected_logs=expected,
     )
-    return _plan(request, services, access, existing)
+    return _plan(request, services, access, existing, mirrored, oldest=oldest)
 
 
 def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
@@ -127,11 +154,13 @@ def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan
     in order, each append in one monthly partition (so it lands whole): one cursor, one append
     at a time."""
     settings = request.settings
-    access = _tinybird(services, notes)
+    access = survey.tinybird(services, notes)
     query = access.require_read(
         "--resume-from-tinybird reads the resume point from the data source, and the token "
         "cannot read it."
     )
+    feeding = survey.streams(services)
+    mirrored = mirror(settings, feeding, None, notes.add)
     last = stream.greatest_log_id(query)
     if last is None:
         notes.add("The data source is empty: starting as flags say (or from the oldest log).")
@@ -139,7 +168,9 @@ def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan
         if state is None:
             return NothingToDo()
     else:
-        stream.refuse_unless_own_rows(services.auth0, query, settings)
+        stream.refuse_unless_own_rows(
+            services.auth0, query, settings, feeding, mirrored.type_filter
+        )
         notes.add(f"Resuming after {last}, the greatest log_id in {settings.datasource}.")
         state = _new_state(settings)
         state.ranges = [
@@ -150,7 +181,9 @@ def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan
                 start_after=last,
             )
         ]
-    return _plan(request, services, access, state, persist=False, sequential=True, max_months=1)
+    return _plan(
+        request, services, access, state, mirrored, persist=False, sequential=True, max_months=1
+    )
 
 
 def dry_run(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
@@ -164,6 +197,8 @@ def dry_run(request: JobRequest, services: Services, notes: Notes) -> Plan | Not
             tenant=settings.auth0_domain,
             datasource=settings.datasource,
         )
+    recorded = existing.started_with.get("mirror") if existing and not request.restart else None
+    mirrored = mirror(settings, survey.streams(services), recorded, notes.add)
     if existing is not None and not request.restart:
         state = existing
     else:
@@ -174,10 +209,11 @@ def dry_run(request: JobRequest, services: Services, notes: Notes) -> Plan | Not
     state.pending = []
     return Plan(
         state=state,
-        options=run_options(request, sequential=True),
+        options=run_options(request, mirrored, sequential=True),
         sink=NdjsonWriter(request.output),
         persist=False,
         exactly_once=False,
+        mirrored=mirrored,
         dry_run=True,
     )
 
@@ -227,21 +263,31 @@ def _new_state(settings: Settings) -> RunState:
 def _plan(
     request: JobRequest,
     services: Services,
-    access: TinybirdAccess,
+    access: survey.TinybirdAccess,
     state: RunState,
+    mirrored: Mirror,
     *,
     persist: bool = True,
     sequential: bool = False,
     max_months: int | None = None,
+    oldest: Record | None = None,
 ) -> Plan:
     """A real run: the sink, and what Tinybird already holds that must not be sent again."""
     settings = services.settings
+    if request.skip_existing and not access.can_read:
+        raise ConfigError(
+            "--skip-existing asks Tinybird which logs it already holds, and the token cannot "
+            "read the data source.",
+            hint="Set TINYBIRD_READ_TOKEN to a token with DATASOURCES:READ on it.",
+        )
+    state.started_with["mirror"] = mirrored.recorded()
     query = access.query if access.can_read else None
     sink = tinybird_events(
         settings,
         http=services.http,
         retry=services.retry,
         landed=query.landed_in if query else None,
+        check_first=request.skip_existing,
     )
     landed_between = None
     if query is not None:
@@ -261,90 +307,20 @@ def _plan(
         state=state,
         options=run_options(
             request,
+            mirrored,
             sequential=sequential,
             max_months=max_months,
             rate_limited=lambda: services.pacer.saturated,
+            oldest=oldest if request.restart_from_oldest else None,
         ),
         sink=sink,
         persist=persist,
         exactly_once=access.can_read,
+        mirrored=mirrored,
         landed_between=landed_between,
-        already_in_tinybird=_streamed_near_its_start(access, state, settings),
+        already_in_tinybird=survey.streamed_near_its_start(access, state, settings),
+        query=access.query if access.can_read else None,
     )
-
-
-def _streamed_near_its_start(
-    access: TinybirdAccess, state: RunState, settings: Settings
-) -> set[str]:
-    """A run that ends where the stream began reads past it by the late-id margin: what the
-    stream delivered in that window is not sent again."""
-    stream_start = parse_record_date(state.started_with.get("until_stream_start"))
-    if stream_start is None:
-        return set()
-    margin = timedelta(seconds=settings.late_margin_seconds)
-    found = stream.ids_dated_between(access.query, stream_start - margin, stream_start + margin)
-    log.info("until_stream_start stream_began=%s rows_in_overlap=%d", iso(stream_start), len(found))
-    return found
-
-
-# -- Tinybird before the run ------------------------------------------------------------------
-
-
-@dataclass
-class TinybirdAccess:
-    query: TinybirdQuery
-    can_read: bool
-
-    def require_read(self, why: str) -> TinybirdQuery:
-        if not self.can_read:
-            raise TinybirdAuthError(
-                why, hint="Set TINYBIRD_READ_TOKEN to a token with DATASOURCES:READ on it."
-            )
-        return self.query
-
-
-def _tinybird(services: Services, notes: Notes) -> TinybirdAccess:
-    """Before reading anything: the data source exists, and can we read it (for exactly once)?"""
-    settings = services.settings
-    query = tinybird_query(settings, http=services.http, retry=services.retry)
-    try:
-        found = query.describe()
-    except TinybirdAuthError:
-        found = {}  # this token cannot read metadata; the first append will tell
-        log.info("preflight datasource=unchecked reason='token cannot read data source details'")
-    if found is None:
-        raise TinybirdNotFoundError(
-            f"Tinybird at {settings.tinybird_host} has no data source {settings.datasource!r}.",
-            hint="Create it from tinybird/auth0.datasource (the Log Stream's schema), or set "
-            "TINYBIRD_DATASOURCE. The backfill never creates it: the Events API would guess a "
-            "schema the live stream does not use. " + region_hint(settings.tinybird_host),
-        )
-    try:
-        query.sql(f"SELECT log_id FROM {settings.datasource} LIMIT 0")
-    except TinybirdAuthError:
-        log.warning("exactly_once=off reason=no_read_access")
-        notes.append(
-            "No read access to Tinybird (set TINYBIRD_READ_TOKEN, or use an append token that "
-            "can also read): exactly-once is off, so a crash may send a batch's rows twice."
-        )
-        return TinybirdAccess(query, can_read=False)
-    return TinybirdAccess(query, can_read=True)
-
-
-def _stream_start(access: TinybirdAccess, notes: Notes) -> datetime | None:
-    """The earliest date already in the data source: where the live stream began."""
-    query = access.require_read(
-        "--until-stream-start needs to read the data source, and the token cannot."
-    )
-    first = stream.stream_began(query)
-    if first is None:
-        notes.add("The data source is empty: no live stream yet, going until caught up.")
-        return None
-    notes.add(
-        f"The live stream's first event in Tinybird is at {iso(first)}: "
-        "backfilling up to it (exclusive)."
-    )
-    return first
 
 
 class NdjsonWriter:

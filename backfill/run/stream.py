@@ -5,12 +5,13 @@ for taking the resume point from the data itself)."""
 from __future__ import annotations
 
 import logging
-import urllib.parse
+from collections.abc import Callable
 from datetime import datetime
 
-from backfill.auth0.event_types import type_filter
 from backfill.auth0.source import Auth0Logs
+from backfill.auth0.streams import LogStream
 from backfill.errors import StateError
+from backfill.run.mirror import BACKLOG
 from backfill.settings import Settings
 from backfill.timeutil import clickhouse_literal, iso, parse_record_date
 from backfill.tinybird.query import TinybirdQuery, quote
@@ -46,33 +47,32 @@ def ids_dated_between(query: TinybirdQuery, low: datetime, high: datetime) -> se
     return {str(row["log_id"]) for row in rows}
 
 
-def refuse_unless_own_rows(logs: Auth0Logs, query: TinybirdQuery, settings: Settings) -> None:
+def refuse_unless_own_rows(
+    logs: Auth0Logs,
+    query: TinybirdQuery,
+    settings: Settings,
+    streams: list[LogStream] | None,
+    keep: Callable[[object], bool] | None,
+) -> None:
     """The data source must hold only this job's rows, without holes.
 
     Rows newer than the job's own (a live Log Stream writing to the same data source) would make
-    the greatest log_id skip history. Two signs: Auth0 lists a stream that sends to this data
-    source; or the data has a hole where Auth0 has logs.
+    the greatest log_id skip history. Two signs: a stream feeds this data source (whatever its
+    status: a paused one delivers its backlog when resumed); or the data has a hole where Auth0
+    has logs. ``streams``: the feeding ones, None when they could not be read.
     """
-    streams = logs.log_streams()
-    host = urllib.parse.urlsplit(settings.tinybird_host).netloc
     for stream in streams or []:
-        sink = stream.get("sink") if isinstance(stream.get("sink"), dict) else {}
-        endpoint = str((sink or {}).get("httpEndpoint", ""))
-        if (
-            stream.get("status", "active") == "active"
-            and host in endpoint
-            and f"name={settings.datasource}" in endpoint
-        ):
-            raise StateError(
-                f"--resume-from-tinybird refused: Auth0 Log Stream {stream.get('name')!r} sends "
-                f"to {settings.datasource} at {settings.tinybird_host}, so the greatest log_id "
-                "there is the stream's, and resuming after it would skip history.",
-                hint="Keep a state file between runs instead (--state on a volume), or backfill "
-                "only the gap before the stream with --until-stream-start.",
-            )
+        paused = f" (now {stream.status})" if stream.status != "active" else ""
+        raise StateError(
+            f"--resume-from-tinybird refused: Auth0 Log Stream {stream.name!r}{paused} sends "
+            f"to {settings.datasource} at {settings.tinybird_host}, so the greatest log_id "
+            "there is the stream's, and resuming after it would skip history."
+            + (f" {BACKLOG}" if paused else ""),
+            hint="Keep a state file between runs instead (--state on a volume), or backfill "
+            "only the gap before the stream with --until-stream-start.",
+        )
     if streams is None:
         log.info("resume_from_tinybird log_streams=unchecked reason='token lacks read:log_streams'")
-    keep = type_filter(settings.types, settings.exclude_types)
     gaps = query.sql(
         "SELECT toString(previous) AS after, toString(date) AS before FROM ("
         "SELECT date, lagInFrame(date) OVER (ORDER BY date ROWS BETWEEN 1 PRECEDING AND "

@@ -387,7 +387,7 @@ class Demo:
             "# Written by the demo: the job's settings for this run.\n"
             "[run]\n"
             f"state = {str(self.state)!r}\n"
-            "progress_interval = 2\n"
+            "progress_interval = 1\n"
             "[batch]\n"
             f"max_rows = {self.batch_rows}\n",
             encoding="utf-8",
@@ -501,7 +501,7 @@ class Demo:
             f"Tenant    {self.total:,} logs dated {first} .. {last} UTC (seed {config.seed})\n"
             f"Job       {self.workdir}/demo.toml: state file beside it, batches of at most\n"
             f"          {self.batch_rows:,} rows (so the interruption falls between batches), "
-            "progress every 2 s\n"
+            "progress every second\n"
             "          off a terminal; credentials in its environment (never printed)"
         )
 

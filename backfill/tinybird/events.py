@@ -51,6 +51,7 @@ class TinybirdEvents:
         retry: RetryPolicy,
         landed: Callable[[Batch], set[str]] | None = None,
         settle: float = 5.0,
+        check_first: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
@@ -60,6 +61,7 @@ class TinybirdEvents:
         self._retry = retry
         self._landed = landed
         self._settle = settle
+        self._check_first = check_first and landed is not None
         self._clock = clock
 
     def probe(self) -> None:
@@ -105,7 +107,9 @@ class TinybirdEvents:
 
     def _append_once(self, batch: Batch) -> AppendResult:
         current = batch
-        doubt = False  # an earlier attempt may have landed
+        # Rows may be there already: an earlier attempt may have landed, or (--skip-existing)
+        # another writer, such as the live stream, sent them.
+        doubt = self._check_first
         skipped = 0
         started = 0.0
 

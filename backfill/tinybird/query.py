@@ -7,6 +7,7 @@ its quarantine, so nothing acknowledged is sent twice.
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,12 +31,17 @@ class TinybirdQuery:
         self._token = token
         self._http = http
         self._retry = retry
+        self._lock = threading.Lock()
+        self.calls = 0  # Query API requests made (Tinybird's Free plan allows 1,000 a day)
+        self._quarantine: bool | None = None  # whether <datasource>_quarantine exists
 
     def sql(self, sql: str) -> list[dict[str, Any]]:
         if "FORMAT" not in sql.upper().split()[-2:]:
             sql = f"{sql}\nFORMAT JSON"
 
         def attempt() -> list[dict[str, Any]]:
+            with self._lock:
+                self.calls += 1
             try:
                 response = self._http.post(
                     f"{self.host}/v0/sql",
@@ -112,18 +118,21 @@ class TinybirdQuery:
                 f" AND date >= {clickhouse_literal(min_date - slack)}"
                 f" AND date <= {clickhouse_literal(max_date + slack)}"
             )
-        found = {
-            row["log_id"] for row in self.sql(f"SELECT log_id FROM {self.datasource} WHERE {where}")
-        }
-        try:
-            quarantined = self.sql(
-                f"SELECT log_id FROM {self.datasource}_quarantine "
-                f"WHERE log_id IS NOT NULL AND {span}"
-            )
-        except (TinybirdRequestError, TinybirdNotFoundError):
-            quarantined = []
-        found.update(row["log_id"] for row in quarantined if row.get("log_id"))
-        return found
+        own = f"SELECT log_id FROM {self.datasource} WHERE {where}"
+        # One query for both tables (the quarantine exists once a row went there).
+        quarantine = (
+            f"SELECT log_id FROM {self.datasource}_quarantine WHERE log_id IS NOT NULL AND {span}"
+        )
+        if self._quarantine is not False:
+            try:
+                rows = self.sql(f"{own} UNION ALL {quarantine}")
+                self._quarantine = True
+                return {str(row["log_id"]) for row in rows if row.get("log_id")}
+            except (TinybirdRequestError, TinybirdNotFoundError):
+                if self._quarantine:
+                    raise
+                self._quarantine = False
+        return {str(row["log_id"]) for row in self.sql(own)}
 
 
 def quote(value: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 REGION_HOSTS = (
     "https://api.tinybird.co",
     "https://api.europe-west2.gcp.tinybird.co",
@@ -23,3 +25,21 @@ def region_hint(host: str) -> str:
         f"workspace in another region than {host}. Set TINYBIRD_HOST to your workspace's region "
         f"host (one of {hosts}) and check TINYBIRD_DATASOURCE."
     )
+
+
+def same_host(left: str, right: str) -> bool:
+    """The same API host, whatever the case, a trailing slash or a default port."""
+    return _normalized(left) == _normalized(right)
+
+
+def _normalized(host: str) -> tuple[str, str, int | None]:
+    text = host.strip()
+    parts = urlsplit(text if "://" in text else f"https://{text}")
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port == {"https": 443, "http": 80}.get(scheme):
+        port = None
+    return scheme, (parts.hostname or "").lower(), port

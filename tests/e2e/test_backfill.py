@@ -100,8 +100,16 @@ def test_same_flags_resume_and_different_flags_are_refused(harness) -> None:  # 
     other = h.run("run", "--from-date", moment(h, 0.4))
     assert other.returncode == 5
     assert str(h.state) in other.stderr and "--restart" in other.stderr
-    restarted = h.run("run", "--from-date", moment(h, 0.4), "--restart", "--json")
-    assert restarted.returncode == 0, restarted.stderr
+    # Started over, the new window holds rows already sent: refused, or only what is missing.
+    restarted = h.run("run", "--from-date", moment(h, 0.4), "--restart")
+    assert restarted.returncode == 5 and "--skip-existing" in restarted.stderr
+    filled = h.run("run", "--from-date", moment(h, 0.4), "--restart", "--skip-existing", "--json")
+    assert filled.returncode == 0, filled.stderr
+    assert filled.summary()["already_in_tinybird"] > 0
+    counted = h.table_log_ids()
+    assert max(counted.values()) == 1
+    earlier = moment(h, 0.4)
+    assert set(counted) == {r["log_id"] for r in h.records() if r["date"] >= earlier}
 
 
 def test_sigkill_mid_run_then_resume_loses_nothing(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -199,7 +199,9 @@ def test_types_and_categories_filter_and_the_checkpoint_moves_past(harness) -> N
     assert result.summary()["filtered"] > 0
     again = h.run("run", "--types", "s,auth.login.fail", "--json")
     assert again.summary()["rows_sent"] == 0
-    excluded = h.run("run", "--exclude-types", "seacft", "--restart", "--json")
+    excluded = h.run(
+        "run", "--exclude-types", "seacft", "--restart", "--allow-duplicates", "--json"
+    )
     assert excluded.returncode == 0
     assert "seacft" not in {row["data"].get("type") for row in h.received()[len(expected) :]}
 

@@ -56,6 +56,7 @@ class FakeAuth0:
         self.records = records
         self.ids = [record["log_id"] for record in records]
         self.oldest_index = oldest_index
+        self.streams: list[Record] | None = []  # None: the token may not list them
         self.requests = 0
         self.lock = threading.Lock()
 
@@ -85,6 +86,9 @@ class FakeAuth0:
         self, *, q: str | None = None, sort: str = "date:1", per_page: int = 100, page: int = 0
     ) -> list[Record]:
         raise NotImplementedError
+
+    def log_streams(self) -> list[Record] | None:
+        return self.streams
 
 
 class FakeTinybird:
