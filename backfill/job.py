@@ -367,9 +367,9 @@ def _preflight_tinybird(clients: _Clients, settings: Settings, report: Report) -
 def _missing_datasource(settings: Settings) -> BackfillError:
     return TinybirdNotFoundError(
         f"Tinybird at {settings.tinybird_host} has no data source {settings.datasource!r}.",
-        hint="Create it from tinybird/auth0.datasource (the Log Stream's schema), or set "
-        "TINYBIRD_DATASOURCE. The backfill never creates it: the Events API would guess a schema "
-        "the live stream does not use. " + region_hint(settings.tinybird_host),
+        hint="Create it from tinybird/datasources/auth0.datasource (the Log Stream's schema), or "
+        "set TINYBIRD_DATASOURCE. The backfill never creates it: the Events API would guess a "
+        "schema the live stream does not use. " + region_hint(settings.tinybird_host),
     )
 
 
