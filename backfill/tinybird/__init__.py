@@ -1,0 +1,1 @@
+"""Tinybird: the Events API sink, the Query API, datafiles, regions."""
