@@ -3,9 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Tinybird's two CLIs, both called `tb` and both the Python package `tinybird`, each pinning its
+# own click, requests, urllib3 ...: one venv apiece, apart from .venv (the tests run them).
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint types check bench bench-memory sandbox format clean
+.PHONY: help install tools demo test lint types check bench bench-memory sandbox format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -16,12 +20,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the package with the sandbox and test tools
+$(TOOLS_STAMP): tests/tools/tinybird-forward.txt tests/tools/tinybird-classic.txt
+	$(PYTHON) -m venv $(TOOLS)/forward
+	$(TOOLS)/forward/bin/pip install --quiet -r tests/tools/tinybird-forward.txt
+	$(PYTHON) -m venv $(TOOLS)/classic
+	$(TOOLS)/classic/bin/pip install --quiet -r tests/tools/tinybird-classic.txt
+	touch $(TOOLS_STAMP)
+
+install: $(STAMP) $(TOOLS_STAMP) ## Create .venv (the package, sandbox, test tools) and .venv-tools (Tinybird's CLIs)
+
+tools: $(TOOLS_STAMP) ## Install Tinybird's CLIs (Forward and Classic `tb`) into .venv-tools for the tests
 
 demo: $(STAMP) ## Run a backfill on the local sandbox (no account needed), interrupt it, resume it
 	$(BIN)/python -m backfill.sandbox.demo
 
-test: $(STAMP) ## Run the whole test suite (unit, sandbox, end-to-end, fault drills)
+test: $(STAMP) $(TOOLS_STAMP) ## Run the whole test suite (unit, sandbox, end-to-end, fault drills)
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff lint and format check
@@ -47,4 +60,4 @@ format: $(STAMP) ## Format the code
 	$(BIN)/ruff check --fix backfill tests bench
 
 clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo .bench
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .demo .bench

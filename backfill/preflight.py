@@ -224,7 +224,7 @@ class Preflight:
                 "tinybird.datasource",
                 FAIL,
                 f"no data source {self._datasource!r} at {self._host}: create it from "
-                "tinybird/auth0.datasource",
+                "tinybird/datasources/auth0.datasource",
             )
             return
         rows = _row_count(described)
@@ -275,7 +275,8 @@ class Preflight:
         self._add(
             "tinybird.schema",
             WARN,
-            "differs from the seed schema (tinybird/auth0.datasource): " + "; ".join(differences),
+            "differs from the seed schema (tinybird/datasources/auth0.datasource): "
+            + "; ".join(differences),
         )
 
 

@@ -47,9 +47,9 @@ def tinybird(services: Services, notes: Notes) -> TinybirdAccess:
     if found is None:
         raise TinybirdNotFoundError(
             f"Tinybird at {settings.tinybird_host} has no data source {settings.datasource!r}.",
-            hint="Create it from tinybird/auth0.datasource (the Log Stream's schema), or set "
-            "TINYBIRD_DATASOURCE. The backfill never creates it: the Events API would guess a "
-            "schema the live stream does not use. " + region_hint(settings.tinybird_host),
+            hint="Create it from tinybird/datasources/auth0.datasource (the Log Stream's schema), "
+            "or set TINYBIRD_DATASOURCE. The backfill never creates it: the Events API would "
+            "guess a schema the live stream does not use. " + region_hint(settings.tinybird_host),
         )
     try:
         query.sql(f"SELECT log_id FROM {settings.datasource} LIMIT 0")

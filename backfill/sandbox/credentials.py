@@ -3,7 +3,10 @@
 Auth0: two machine-to-machine clients (one with `read:logs read:log_streams`, one without
 `read:logs`) and access tokens shaped like Auth0's JWTs (HS256 here: only this process checks
 them). Tinybird: admin, append-only and read-only tokens for the workspace, and a well-formed
-token of another region, shaped like Tinybird's `p.<payload>.<signature>` tokens.
+token of another region, made as Tinybird makes static tokens: `p.` + the unpadded base64url of
+`{"u": <workspace>, "id": <token id>, "host": <region>}` + `.` + an HMAC-SHA256 signature. As on
+Tinybird, the payload says which workspace and region a token belongs to, not what it may do:
+its scopes are kept on the server side, by token id.
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-SANDBOX_REGION = "sandbox-local"
-OTHER_REGION = "gcp-us-east4"
+SANDBOX_REGION: str | None = None
+"""The `host` of the sandbox's own tokens: none, as in Tinybird Local's (`tb local
+generate-tokens`), the other Tinybird that runs on a developer's machine."""
+OTHER_REGION = "us_east"
+OTHER_REGION_HOST = "https://api.us-east.tinybird.co"
+"""A real region key (GCP us-east4), as Tinybird's tokens name it, and that region's API host."""
 
 
 def _derive(seed: int, label: str, length: int) -> str:
@@ -131,27 +138,30 @@ class TinybirdToken:
     role: TinybirdRole
     datasource: str | None
     """The data source an APPEND or READ token is scoped to; None for admin."""
-    region: str
+    region: str | None
 
 
 class TinybirdCredentials:
     def __init__(self, seed: int, datasource: str) -> None:
         self._key = hashlib.sha256(f"tinybird:{seed}".encode()).digest()
-        self._workspace = _derive(seed, "workspace", 12)
-        self.admin = self._mint("admin", {"role": "admin"}, SANDBOX_REGION)
+        self._seed = seed
+        self._workspace = _uuid(seed, "workspace")
+        self._grants: dict[str, TinybirdToken] = {}
+        self.admin = self._mint("admin", TinybirdToken(TinybirdRole.ADMIN, None, SANDBOX_REGION))
         self.append = self._mint(
-            "append",
-            {"role": "append", "scopes": [f"DATASOURCES:APPEND:{datasource}"]},
-            SANDBOX_REGION,
+            "append", TinybirdToken(TinybirdRole.APPEND, datasource, SANDBOX_REGION)
         )
-        self.read = self._mint(
-            "read", {"role": "read", "scopes": [f"DATASOURCES:READ:{datasource}"]}, SANDBOX_REGION
+        self.read = self._mint("read", TinybirdToken(TinybirdRole.READ, datasource, SANDBOX_REGION))
+        self.other_region = self._mint(
+            "admin-elsewhere", TinybirdToken(TinybirdRole.ADMIN, None, OTHER_REGION)
         )
-        self.other_region = self._mint("admin-elsewhere", {"role": "admin"}, OTHER_REGION)
 
-    def _mint(self, name: str, grants: dict[str, Any], region: str) -> str:
-        payload = {"u": self._workspace, "id": name, "host": region, **grants}
-        body = _b64url(_compact(payload))
+    def _mint(self, name: str, grant: TinybirdToken) -> str:
+        token_id = _uuid(self._seed, f"token:{name}")
+        self._grants[token_id] = grant
+        # json.dumps with its default separators, as Tinybird's CLI writes the payload.
+        payload = {"u": self._workspace, "id": token_id, "host": grant.region}
+        body = _b64url(json.dumps(payload).encode())
         signature = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
         return f"p.{body}.{_b64url(signature)}"
 
@@ -167,7 +177,10 @@ class TinybirdCredentials:
             payload: dict[str, Any] = json.loads(_unb64url(body))
         except ValueError:
             return None
-        role = TinybirdRole(payload["role"])
-        scopes = payload.get("scopes") or []
-        datasource = str(scopes[0]).rsplit(":", 1)[-1] if scopes else None
-        return TinybirdToken(role, datasource, str(payload["host"]))
+        return self._grants.get(str(payload.get("id")))
+
+
+def _uuid(seed: int, label: str) -> str:
+    """A UUID-shaped id (Tinybird's workspace and token ids are UUIDs), derived from the seed."""
+    digest = hashlib.sha256(f"auth0-backfill-sandbox:{seed}:{label}".encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"

@@ -10,8 +10,8 @@ sandbox's ClickHouse table:
 
 - per day, the logs Auth0 holds against the rows in Tinybird (`count()`, `uniqExact(log_id)`) and
   the quarantined rows, and the totals, which must add up;
-- the answers of the `.pipe` files in `tinybird/` (the Tinybird guide's use cases), each compared
-  with the same numbers computed from Auth0's own records.
+- the answers of the `.pipe` files in `tinybird/endpoints/` (the Tinybird guide's use cases),
+  each compared with the same numbers computed from Auth0's own records.
 
 It exits 1 when any of those numbers disagree, or when the job fails. The sandbox's credentials
 are fake, but they are still never printed.
@@ -162,11 +162,15 @@ def _block(lines: list[str], index: int) -> tuple[str, int]:
 
 
 def pipes_directory() -> Path:
-    """`tinybird/` of the checkout this module runs from, else of the working directory."""
-    for candidate in (Path(__file__).resolve().parents[2] / "tinybird", Path.cwd() / "tinybird"):
+    """`tinybird/endpoints/` of the checkout this module runs from, else of the working
+    directory (the Tinybird project's layout: `datasources/`, `endpoints/`)."""
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        candidate = root / "tinybird" / "endpoints"
         if candidate.is_dir() and any(candidate.glob("*.pipe")):
             return candidate
-    raise PipeError("no tinybird/*.pipe files found: run the demo from the project's checkout")
+    raise PipeError(
+        "no tinybird/endpoints/*.pipe files found: run the demo from the project's checkout"
+    )
 
 
 def load_pipes(directory: Path) -> list[Pipe]:
@@ -496,7 +500,7 @@ class Demo:
             f"{settings['retention_days']:g}-day retention,\n"
             f"          {AUTH0_LATENCY} ms per request\n"
             f"Tinybird  {sandbox.tinybird_url}  data source {self.datasource} "
-            f"(tinybird/auth0.datasource), {TINYBIRD_LATENCY} ms,\n"
+            f"(tinybird/datasources/auth0.datasource), {TINYBIRD_LATENCY} ms,\n"
             f"          {TINYBIRD_ACK_LATENCY} ms more to acknowledge an append (wait=true)\n"
             f"Tenant    {self.total:,} logs dated {first} .. {last} UTC (seed {config.seed})\n"
             f"Job       {self.workdir}/demo.toml: state file beside it, batches of at most\n"
@@ -669,7 +673,7 @@ class Demo:
         return in_quarantine
 
     def use_cases(self, quarantined_ids: set[str]) -> None:
-        heading(7, "The guide's use cases, answered by the pipes in tinybird/")
+        heading(7, "The guide's use cases, answered by the pipes in tinybird/endpoints/")
         say(
             "  Each pipe's SQL runs through /v0/sql and is compared with the same numbers "
             "computed from\n  Auth0's records (the quarantined ones left out: they are not in "

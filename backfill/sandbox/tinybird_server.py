@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from backfill.sandbox.credentials import (
+    OTHER_REGION_HOST,
     SANDBOX_REGION,
     TinybirdCredentials,
     TinybirdRole,
@@ -49,7 +50,6 @@ _READ_ONLY_SQL = re.compile(r"^\s*\(*\s*(SELECT|WITH|DESCRIBE|DESC)\b", re.IGNOR
 _SQL_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _WRITES_FILES = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
 _FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+([A-Za-z]+)\s*;?\s*$", re.IGNORECASE)
-_WORKSPACE_HOST = "https://api.us-east.tinybird.co"
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class TinybirdEmulator(Service):
             return error(
                 404,
                 "Workspace not found in this region: this token belongs to a workspace on "
-                f"{_WORKSPACE_HOST}; send it to that host",
+                f"{OTHER_REGION_HOST}; send it to that host",
             )
         if request.path == "/v0/events" and request.method == "POST":
             return self._events(request, token)

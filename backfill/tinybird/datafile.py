@@ -2,7 +2,7 @@
 
 Shared by ``check`` (does the target match the envelope?) and the sandbox (which creates the
 table from it). ``auth0.datasource`` beside this module is the seed schema, shipped with the
-package; a test keeps it identical to ``tinybird/auth0.datasource``.
+package; a test keeps it identical to ``tinybird/datasources/auth0.datasource``.
 
 Only the parts a data source needs to exist in ClickHouse are read: `SCHEMA >` and the `ENGINE*`
 settings. Other sections (DESCRIPTION, TOKEN, INDEXES ...) are kept in the text but ignored.

@@ -110,7 +110,7 @@ def test_the_demo_catches_numbers_that_disagree(harness, tmp_path: Path) -> None
     that counts something else, makes them fail (and `run` then exits 1)."""
     h: Harness = harness(logs=1500, days=2.0, seed=37, profile="unlimited", record_raw=False)
     assert h.run("run").returncode == 0
-    pipes = load_pipes(ROOT / "tinybird")
+    pipes = load_pipes(ROOT / "tinybird" / "endpoints")
     demo = Demo(h.sandbox, tmp_path, pipes)
     try:
         demo.use_cases(demo.per_day())

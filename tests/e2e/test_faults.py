@@ -200,7 +200,10 @@ def test_unknown_datasource(harness) -> None:  # type: ignore[no-untyped-def]
     h: Harness = harness(**SMALL)
     result = h.run("run", env={"TINYBIRD_DATASOURCE": "auth0_missing"})
     assert result.returncode == 4
-    assert "auth0_missing" in result.stderr and "tinybird/auth0.datasource" in result.stderr
+    assert (
+        "auth0_missing" in result.stderr
+        and "tinybird/datasources/auth0.datasource" in result.stderr
+    )
 
 
 def test_a_400_from_tinybird(harness) -> None:  # type: ignore[no-untyped-def]

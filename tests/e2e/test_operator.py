@@ -14,7 +14,7 @@ from tests.e2e.conftest import Harness, assert_exactly, stream_envelope
 pytestmark = pytest.mark.e2e
 
 SMALL = {"logs": 3000, "days": 3.0, "seed": 41, "profile": "unlimited"}
-SEED_SCHEMA = Path(__file__).parents[2] / "tinybird" / "auth0.datasource"
+SEED_SCHEMA = Path(__file__).parents[2] / "tinybird" / "datasources" / "auth0.datasource"
 
 
 def lines(stdout: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
-"""The `.pipe` files of `tinybird/`: each parses, its SQL runs through `/v0/sql` on the sandbox's
-ClickHouse after a real backfill, and it answers what Auth0's raw records (`/__sandbox/records`)
-say, computed here in Python; rows delivered twice do not change the answers."""
+"""The `.pipe` files of `tinybird/endpoints/`: each parses, its SQL runs through `/v0/sql` on the
+sandbox's ClickHouse after a real backfill, and it answers what Auth0's raw records
+(`/__sandbox/records`) say, computed here in Python; rows delivered twice do not change the
+answers."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from tests.e2e.conftest import Harness, stream_envelope
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).parents[2]
-PIPES = sorted((ROOT / "tinybird").glob("*.pipe"))
+ENDPOINTS = ROOT / "tinybird" / "endpoints"
+PIPES = sorted(ENDPOINTS.glob("*.pipe"))
 SHIPPED = {"daily_logins_signups", "failed_logins_by_error", "top_applications"}
 TENANT: dict[str, Any] = {"logs": 5000, "days": 3.0, "seed": 29, "profile": "unlimited"}
 
@@ -147,7 +149,7 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Harne
 
 def test_the_use_case_pipes_are_shipped() -> None:
     assert {path.stem for path in PIPES} == SHIPPED
-    assert [pipe.name for pipe in load_pipes(ROOT / "tinybird")] == sorted(SHIPPED)
+    assert [pipe.name for pipe in load_pipes(ENDPOINTS)] == sorted(SHIPPED)
 
 
 @pytest.mark.parametrize("path", PIPES, ids=lambda path: path.name)
@@ -172,16 +174,16 @@ def test_pipe_parses_and_names_its_codes(path: Path) -> None:
 
 
 def test_the_parser_refuses_what_it_cannot_run() -> None:
-    good = (ROOT / "tinybird" / "top_applications.pipe").read_text("utf-8")
+    good = (ENDPOINTS / "top_applications.pipe").read_text("utf-8")
     assert parse_pipe(good, "top_applications").sql.startswith("SELECT")
     broken = {
         "no description": good.split("NODE", 1)[1].join(["NODE", ""]),
-        "no endpoint": good.replace("TYPE endpoint", ""),
-        "a copy pipe": good.replace("TYPE endpoint", "TYPE copy"),
+        "no endpoint": good.replace("TYPE ENDPOINT", ""),
+        "a copy pipe": good.replace("TYPE ENDPOINT", "TYPE COPY"),
         "templated": good.replace("SQL >\n", "SQL >\n    %\n"),
         "two nodes": good + "\nNODE other\nSQL >\n    SELECT 1\n",
         "a datasource's schema": good.replace("SQL >", "SCHEMA >"),
-        "unknown directive": good.replace("TYPE endpoint", "TYPE endpoint\nENGINE MergeTree"),
+        "unknown directive": good.replace("TYPE ENDPOINT", "TYPE ENDPOINT\nENGINE MergeTree"),
         "sql before node": "DESCRIPTION >\n    x\n\nSQL >\n    SELECT 1\n",
         "no sql": "DESCRIPTION >\n    x\n\nNODE a\nTYPE endpoint\n",
         "stray indent": "DESCRIPTION >\n    x\n\nNODE a\n  SELECT 1\nSQL >\n    SELECT 1\n",
@@ -220,7 +222,7 @@ def test_pipe_answers_what_auth0_holds(
 def test_duplicates_do_not_change_the_answers(harness) -> None:  # type: ignore[no-untyped-def]
     h: Harness = harness(logs=2500, days=2.0, seed=31, profile="unlimited", record_raw=False)
     assert h.run("run").returncode == 0
-    pipes = load_pipes(ROOT / "tinybird")
+    pipes = load_pipes(ENDPOINTS)
     before = {pipe.name: answer(h, pipe) for pipe in pipes}
     # What a Log Stream running over the same period, or a resent append, would add: every
     # login, signup and failed login a second time.
@@ -252,7 +254,7 @@ def test_a_pipe_whose_sql_fails_is_an_error(
     backfilled: tuple[Harness, list[dict[str, Any]]],
 ) -> None:
     h, _ = backfilled
-    text = (ROOT / "tinybird" / "top_applications.pipe").read_text("utf-8")
+    text = (ENDPOINTS / "top_applications.pipe").read_text("utf-8")
     pipe = parse_pipe(text.replace("client_name AS", "client_nam AS"), "broken")
     with pytest.raises(httpx.HTTPStatusError):
         answer(h, pipe)

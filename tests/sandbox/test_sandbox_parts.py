@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_seed_datafile_parses_to_its_24_columns() -> None:
-    datafile = parse_datafile((REPO / "tinybird" / "auth0.datasource").read_text())
+    datafile = parse_datafile((REPO / "tinybird" / "datasources" / "auth0.datasource").read_text())
     assert len(datafile.columns) == 24
     date = datafile.column("date")
     assert date is not None
@@ -37,7 +37,9 @@ def test_the_seed_datafile_parses_to_its_24_columns() -> None:
 
 
 def test_the_packaged_seed_datafile_is_the_repositorys() -> None:
-    assert seed_datafile_text() == (REPO / "tinybird" / "auth0.datasource").read_text()
+    assert (
+        seed_datafile_text() == (REPO / "tinybird" / "datasources" / "auth0.datasource").read_text()
+    )
 
 
 def test_datafile_types_with_spaces_and_codecs() -> None:

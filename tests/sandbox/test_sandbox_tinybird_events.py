@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import time
 from typing import Any
 
@@ -162,6 +164,28 @@ def test_tokens_need_append_rights_on_that_data_source(
     assert append_events(http, sandbox, one, token="nonsense").status_code == 403
     elsewhere = append_events(http, sandbox, one, token=credentials.other_region)
     assert elsewhere.status_code == 404 and "region" in elsewhere.json()["error"]
+
+
+def test_tokens_are_shaped_like_tinybirds(sandbox: Sandbox) -> None:
+    """`p.` + unpadded base64url of {u, id, host} + `.` + signature, as Tinybird's CLI builds them:
+    the workspace's own tokens name no region (as Tinybird Local's), the other one a real region
+    key; what a token may do is not in it."""
+    credentials = sandbox.tinybird_credentials
+    tokens = [credentials.admin, credentials.append, credentials.read, credentials.other_region]
+    payloads = []
+    for token in tokens:
+        prefix, body, signature = token.split(".")
+        assert prefix == "p" and "=" not in body + signature
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", body + signature)
+        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        assert set(payload) == {"u", "id", "host"}
+        assert re.fullmatch(
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", payload["id"]
+        )
+        payloads.append(payload)
+    assert [payload["host"] for payload in payloads] == [None, None, None, "us_east"]
+    assert len({payload["u"] for payload in payloads}) == 1
+    assert len({payload["id"] for payload in payloads}) == 4
 
 
 def test_an_unknown_data_source_is_404_and_is_not_created(

@@ -97,7 +97,7 @@ def test_datasource_endpoints_describe_the_schema(http: httpx.Client, sandbox: S
     ip = next(column for column in described["columns"] if column["name"] == "ip")
     assert ip["nullable"] is True
     datafile = http.get(f"{sandbox.tinybird_url}/v0/datasources/auth0.datasource", headers=headers)
-    assert datafile.text == (REPO / "tinybird" / "auth0.datasource").read_text()
+    assert datafile.text == (REPO / "tinybird" / "datasources" / "auth0.datasource").read_text()
     assert datafile.text == seed_datafile_text()
 
 

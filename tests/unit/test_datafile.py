@@ -9,7 +9,9 @@ ROOT = Path(__file__).parents[2]
 
 
 def test_the_packaged_schema_is_the_repository_one_verbatim() -> None:
-    assert seed_datafile_text() == (ROOT / "tinybird" / "auth0.datasource").read_text()
+    assert (
+        seed_datafile_text() == (ROOT / "tinybird" / "datasources" / "auth0.datasource").read_text()
+    )
 
 
 def test_seed_schema_reads_the_envelope() -> None:
