@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlencode
 
 from backfill.sandbox.credentials import AccessGrant, Auth0Credentials, TokenProblem
 from backfill.sandbox.faults import FaultSchedule
-from backfill.sandbox.generator import DAY_US, MAX_LAG_US, MIN_LAG_US, Tenant
+from backfill.sandbox.generator import MAX_LAG_US, MIN_LAG_US, Tenant
 from backfill.sandbox.httpbase import (
     ADMITTED,
     Admission,
@@ -36,6 +36,7 @@ from backfill.sandbox.latency import Latency, LatencyRange
 from backfill.sandbox.logquery import QueryError, parse_query, search
 from backfill.sandbox.profiles import PlanProfile, plan_profile
 from backfill.sandbox.ratelimit import TokenBucket
+from backfill.sandbox.timelines import DAY_US
 from backfill.sandbox.timeparse import (
     compact_utc,
     iso_millis,

@@ -38,6 +38,8 @@ class SandboxConfig:
     seed: int = 1
     end: datetime | None = None
     """When the generated logs end; default: now, at start."""
+    shape: str = "even"
+    """How the logs are spread over the days: `even`, `uneven` or `quiet` (`timelines.py`)."""
     retention_days: float | None = None
     """Overrides the profile's retention (free 1, professional 10, enterprise 30 days)."""
     token_ttl: int = 86_400
@@ -73,7 +75,11 @@ class Sandbox:
         self._servers: list[SandboxHTTPServer] = []
         self._closed = False
         self.tenant = Tenant(
-            config.seed, config.logs, config.days, to_us(config.end) if config.end else None
+            config.seed,
+            config.logs,
+            config.days,
+            to_us(config.end) if config.end else None,
+            config.shape,
         )
         self.auth0_credentials = Auth0Credentials(config.seed)
         self.tinybird_credentials = TinybirdCredentials(config.seed, config.datasource)

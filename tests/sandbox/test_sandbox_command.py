@@ -82,3 +82,7 @@ def test_bad_options_are_refused(start_process: StartProcess) -> None:
     _, errors = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "latency" in errors
+    unknown_shape = start_process("--shape", "spiky")
+    _, errors = unknown_shape.communicate(timeout=30)
+    assert unknown_shape.returncode == 2
+    assert "'spiky' is not one of 'even', 'uneven', 'quiet'" in errors
