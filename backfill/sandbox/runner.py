@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from backfill.datafile import parse_datafile, seed_datafile_text
+from backfill.datafile import Datafile, parse_datafile, seed_datafile_text
 from backfill.sandbox.auth0_server import Auth0Emulator, Auth0Settings
 from backfill.sandbox.credentials import Auth0Credentials, TinybirdCredentials
 from backfill.sandbox.faults import FaultSchedule, FaultSettings
@@ -68,6 +68,52 @@ class SandboxConfig:
     mv_failure_rate: float = 0.0
 
 
+def datasource_schema(config: SandboxConfig) -> Datafile:
+    text = (
+        config.datasource_file.read_text("utf-8")
+        if config.datasource_file
+        else seed_datafile_text()
+    )
+    return parse_datafile(text)
+
+
+def auth0_emulator(
+    config: SandboxConfig,
+    tenant: Tenant,
+    credentials: Auth0Credentials,
+    seed: int,
+    stopping: threading.Event,
+) -> Auth0Emulator:
+    """One tenant's Auth0: its plan's bucket, its retention, faults and latency from `seed`."""
+    return Auth0Emulator(
+        tenant,
+        credentials,
+        Auth0Settings(plan_profile(config.profile), config.retention_days, config.token_ttl),
+        FaultSchedule(config.auth0_faults, mix64(seed, 0xFA01)),
+        Latency(LatencyRange.parse(config.auth0_latency), mix64(seed, 0x1A01)),
+        stopping,
+    )
+
+
+def tinybird_emulator(
+    config: SandboxConfig,
+    store: TinybirdStore,
+    credentials: TinybirdCredentials,
+    stopping: threading.Event,
+) -> TinybirdEmulator:
+    seed = config.seed
+    return TinybirdEmulator(
+        store,
+        credentials,
+        TinybirdSettings(config.max_body_bytes, config.requests_per_second, config.mv_failure_rate),
+        FaultSchedule(config.tinybird_faults, mix64(seed, 0xFA02)),
+        Latency(LatencyRange.parse(config.tinybird_latency), mix64(seed, 0x1A02)),
+        Latency(LatencyRange.parse(config.tinybird_ack_latency), mix64(seed, 0x1A03)),
+        mix64(seed, 0x422),
+        stopping,
+    )
+
+
 class Sandbox:
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config = config or SandboxConfig()
@@ -93,31 +139,12 @@ class Sandbox:
     def _start(self, config: SandboxConfig) -> None:
         seed = config.seed
         self.store.record_raw = config.record_raw
-        datafile_text = (
-            config.datasource_file.read_text("utf-8")
-            if config.datasource_file
-            else seed_datafile_text()
+        self.store.create_datasource(config.datasource, datasource_schema(config))
+        self.auth0 = auth0_emulator(
+            config, self.tenant, self.auth0_credentials, seed, self._stopping
         )
-        self.store.create_datasource(config.datasource, parse_datafile(datafile_text))
-        self.auth0 = Auth0Emulator(
-            self.tenant,
-            self.auth0_credentials,
-            Auth0Settings(plan_profile(config.profile), config.retention_days, config.token_ttl),
-            FaultSchedule(config.auth0_faults, mix64(seed, 0xFA01)),
-            Latency(LatencyRange.parse(config.auth0_latency), mix64(seed, 0x1A01)),
-            self._stopping,
-        )
-        self.tinybird = TinybirdEmulator(
-            self.store,
-            self.tinybird_credentials,
-            TinybirdSettings(
-                config.max_body_bytes, config.requests_per_second, config.mv_failure_rate
-            ),
-            FaultSchedule(config.tinybird_faults, mix64(seed, 0xFA02)),
-            Latency(LatencyRange.parse(config.tinybird_latency), mix64(seed, 0x1A02)),
-            Latency(LatencyRange.parse(config.tinybird_ack_latency), mix64(seed, 0x1A03)),
-            mix64(seed, 0x422),
-            self._stopping,
+        self.tinybird = tinybird_emulator(
+            config, self.store, self.tinybird_credentials, self._stopping
         )
         auth0_server = self._serve(self.auth0, config.auth0_port)
         tinybird_server = self._serve(self.tinybird, config.tinybird_port)
