@@ -24,6 +24,8 @@ from socketserver import TCPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 from backfill.sandbox.faults import Fault, FaultSchedule
 from backfill.sandbox.latency import Latency
 from backfill.sandbox.stats import Counters
@@ -70,7 +72,13 @@ class Response:
 
 
 def json_body(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON. orjson writes a page of logs several times faster than json, which
+    keeps the emulators' CPU small next to the job's when many tenants are served at once;
+    json takes what orjson refuses (integers beyond 64 bits, non-string keys, lone surrogates)."""
+    try:
+        return orjson.dumps(payload)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 @dataclass
@@ -165,6 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
     wbufsize = 1 << 16
     timeout = 300
     server: SandboxHTTPServer
+    _started = 0.0  # when the exchange being answered arrived (time.monotonic)
 
     def setup(self) -> None:
         super().setup()
@@ -194,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        started = time.monotonic()
+        self._started = time.monotonic()
         try:
             request = self._read_request()
         except BadRequestBody as error:
@@ -205,12 +214,6 @@ class _Handler(BaseHTTPRequestHandler):
         if request.path.startswith(CONTROL_PREFIX):
             self._send(self._safely(service.control, request))
             return
-        try:
-            self._exchange(service, request)
-        finally:
-            service.timed_exchange(started)
-
-    def _exchange(self, service: Service, request: Request) -> None:
         route = service.route_name(request)
         admission = service.admit(request)
         if admission.refusal is not None:
@@ -244,6 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
             service.pause(service.faults.settings.slow_seconds)
             return False
         if fault.kind == "reset":
+            service.timed_exchange(self._started)
             service.counters.request(route, "reset")
             self._reset_connection()
             return True
@@ -260,6 +264,8 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _finish_exchange(self, route: str, response: Response) -> None:
+        # Counted before the answer leaves, so a client that reads the stats next sees it.
+        self.server.service.timed_exchange(self._started)
         self.server.service.counters.request(route, str(response.status))
         self._send(response)
 

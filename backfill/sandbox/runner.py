@@ -60,6 +60,9 @@ class SandboxConfig:
     """Keep Tinybird's tables on disk here; default: in memory."""
     record_raw: bool = False
     """Keep every appended NDJSON line for `GET /__sandbox/received`."""
+    prerender: bool = False
+    """Build every record's JSON at start (a record's size per log in memory) so that serving
+    pages costs little CPU: for benchmarks of many tenants at once."""
     host: str = "127.0.0.1"
     auth0_port: int = 0
     tinybird_port: int = 0
@@ -85,7 +88,7 @@ def auth0_emulator(
     stopping: threading.Event,
 ) -> Auth0Emulator:
     """One tenant's Auth0: its plan's bucket, its retention, faults and latency from `seed`."""
-    return Auth0Emulator(
+    emulator = Auth0Emulator(
         tenant,
         credentials,
         Auth0Settings(plan_profile(config.profile), config.retention_days, config.token_ttl),
@@ -93,6 +96,9 @@ def auth0_emulator(
         Latency(LatencyRange.parse(config.auth0_latency), mix64(seed, 0x1A01)),
         stopping,
     )
+    if config.prerender:
+        emulator.prerender()
+    return emulator
 
 
 def tinybird_emulator(
