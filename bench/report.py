@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import statistics
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -245,7 +246,7 @@ def shapes_section(results: list[ShapeResult]) -> list[str]:
         if f["tenants_never_checkpointed"]:
             checkpoint += f" ({f['tenants_never_checkpointed']} never)"
         lines.append(
-            f"| {shape.name} | {logs} | {shape.profile} ({shape.limit}) "
+            f"| {shape.label} | {logs} | {shape.profile} ({shape.limit}) "
             f"| {f['ideal_seconds']:.1f} | {f['wall_seconds']:.1f} "
             f"| {_number(f['logs_per_second'])} | {f['share_of_ceiling']:.2f} "
             f"| {_number(f['requests_per_page'], 2)} "
@@ -253,7 +254,25 @@ def shapes_section(results: list[ShapeResult]) -> list[str]:
             f"| {_number(f['peak_threads'])} | {_number(f['peak_rss_mib'], 0, ' MiB')} "
             f"| {_landed(f)} |"
         )
-    return [*lines, "", *_shape_details(results), "", *_shape_targets(results)]
+    return [*lines, *_across_seeds(results), "", *_shape_details(results), "",
+            *_shape_targets(results)]  # fmt: skip
+
+
+def _across_seeds(results: list[ShapeResult]) -> list[str]:
+    """One line per shape run on several seeds: where its burst falls moves its figure."""
+    by_name: dict[str, list[ShapeResult]] = {}
+    for result in results:
+        by_name.setdefault(result.shape.name, []).append(result)
+    lines = []
+    for name, runs in by_name.items():
+        if len(runs) > 1:
+            shares = sorted(run.figures["share_of_ceiling"] for run in runs)
+            lines.append(
+                f"{name} over seeds {', '.join(str(run.shape.seed) for run in runs)}: "
+                f"{shares[0]:.2f} to {shares[-1]:.2f} of the ceiling, median "
+                f"{statistics.median(shares):.2f}."
+            )
+    return ["", *lines] if lines else []
 
 
 def _landed(figures: dict[str, Any]) -> str:
@@ -289,7 +308,7 @@ def _shape_details(results: list[ShapeResult]) -> list[str]:
             or (f["tinybird_overhead_ms"] or 0) > BUSY_TINYBIRD_OVERHEAD_MS
         )
         lines.append(
-            f"- {shape.name}: {shape.description}; {shape.days:g} days"
+            f"- {shape.label}: {shape.description}; {shape.days:g} days, seed {shape.seed}"
             + (f", retention {shape.retention_days:g} days" if shape.retention_days else "")
             + f"; job {status}, {_number(f['cpu_seconds'], 1)} CPU s; "
             f"{f['logs_requests_200']:,} requests for {f['pages']:,} pages; "
@@ -306,8 +325,8 @@ def _shape_details(results: list[ShapeResult]) -> list[str]:
 
 
 def _shape_targets(results: list[ShapeResult]) -> list[str]:
-    throttled = [(r.shape.name, r.figures["share_429"]) for r in results]
-    landed = [(r.shape.name, r.figures["exactly_once"]) for r in results]
+    throttled = [(r.label, r.figures["share_429"]) for r in results]
+    landed = [(r.label, r.figures["exactly_once"]) for r in results]
     return [
         "Targets:",
         f"- 429s <= {TARGET_429_SHARE:.0%} of requests on every shape: "

@@ -4,6 +4,7 @@ README's Performance section keeps the ones worth quoting, with their date and c
 
     python -m bench.run                              # every plan and every shape (make bench)
     python -m bench.run --shapes uneven              # one shape only (no plans)
+    python -m bench.run --shapes uneven --seeds 2    # and one of its seeds
     python -m bench.run --shapes all --shape-scale 0.25 --tenants 10   # a quicker look
     python -m bench.run --profiles free,enterprise --seconds 10         # plans only, short
     python -m bench.run --memory                     # peak RSS of a 1,000,000-log backfill
@@ -114,6 +115,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--tenants", type=int, help="Tenants in the `tenants` shape (default: its own, 40)."
     )
     parser.add_argument(
+        "--seeds",
+        help="Comma-separated seeds for every shape's tenants: their logs, where the burst and "
+        "the silent day fall; one run each (default: each shape's own; uneven runs 1,2,3).",
+    )
+    parser.add_argument(
         "--seconds",
         type=float,
         default=DEFAULT_SECONDS,
@@ -141,6 +147,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--tenants must be at least 1")
     if args.profiles is None and args.shapes is None:
         args.profiles, args.shapes = ",".join(DEFAULT_PLANS), "all"
+    try:
+        args.seeds = tuple(int(seed) for seed in _names(args.seeds)) or None
+    except ValueError:
+        parser.error("--seeds: comma-separated integers")
     args.plan_names = _names(args.profiles)
     args.shape_names = list(SHAPES) if args.shapes == "all" else _names(args.shapes)
     unknown = sorted(set(args.shape_names) - set(SHAPES))
@@ -208,8 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     naive_seconds = args.naive_seconds or min(DEFAULT_NAIVE_SECONDS, args.seconds)
     plan_results = [measure_plan(plan, args.seconds, naive_seconds) for plan in plans]
     shape_results = [
-        measure_shape(SHAPES[name].scaled(args.shape_scale, args.tenants))
+        measure_shape(run)
         for name in args.shape_names
+        for run in SHAPES[name].runs(args.shape_scale, args.tenants, args.seeds)
     ]
     total = time.monotonic() - started
     text = report(plan_results, shape_results, command, facts, started_at, total)
@@ -223,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             "naive_seconds": naive_seconds,
             "target_steady_seconds": args.seconds,
             "shape_scale": args.shape_scale,
+            "seeds": args.seeds,
         },
         "plans": [result.to_json() for result in plan_results],
         "shapes": [result.to_json() for result in shape_results],

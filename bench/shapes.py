@@ -49,6 +49,10 @@ class Shape:
     tenants: int = 1
     retention_days: float | None = None
     """Longer than the plan's when the span is: the plan's pacing over the whole span."""
+    seeds: tuple[int, ...] = (1,)
+    """One run per seed: the seed makes the logs, and places `uneven`'s burst and silent day,
+    whose place against the job's ranges moves its figure a lot."""
+    seed: int = 1  # this run's
 
     @property
     def burst(self) -> int:
@@ -71,6 +75,7 @@ class Shape:
             profile=self.profile,
             logs=self.logs,
             days=self.days,
+            seed=self.seed,
             shape=self.tenant_shape,
             retention_days=self.retention_days,
             datasource_file=DATASOURCE_FILE,
@@ -79,11 +84,19 @@ class Shape:
             tinybird_ack_latency=f"{TINYBIRD_ACK_MS:g}",
         )
 
-    def scaled(self, factor: float, tenants: int | None) -> Shape:
-        """A shorter (or longer) run: `factor` times the logs, maybe another number of tenants."""
+    @property
+    def label(self) -> str:
+        return self.name if len(self.seeds) == 1 else f"{self.name} (seed {self.seed})"
+
+    def runs(
+        self, factor: float, tenants: int | None, seeds: tuple[int, ...] | None
+    ) -> list[Shape]:
+        """This shape's runs: one per seed, `factor` times the logs (shorter or longer), maybe
+        another number of tenants."""
         logs = max(MIN_LOGS, round(self.logs * factor))
         count = self.tenants if tenants is None or self.tenants == 1 else tenants
-        return replace(self, logs=logs, tenants=count)
+        chosen = seeds or self.seeds
+        return [replace(self, logs=logs, tenants=count, seeds=chosen, seed=seed) for seed in chosen]
 
 
 SHAPES = {
@@ -92,7 +105,7 @@ SHAPES = {
         Shape("even", "every hour busy (a diurnal peak, quieter weekends)", "even",
               "enterprise", 60_000, 5.0),
         Shape("uneven", "day/night 10:1, a silent day, a two-hour burst of 30% of the logs",
-              "uneven", "enterprise", 60_000, 5.0),
+              "uneven", "enterprise", 60_000, 5.0, seeds=(1, 2, 3)),
         Shape("quiet", "all on the first day, then four silent days up to now", "quiet",
               "free", 3_000, 5.0, retention_days=7.0),
         Shape("tenants", "many tenants in one run, each even over 12 hours", "even",
@@ -113,7 +126,7 @@ class ShapeResult:
 
     @property
     def label(self) -> str:
-        return self.shape.name
+        return self.shape.label
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,7 +145,7 @@ def measure_shape(shape: Shape) -> ShapeResult:
     ideal = ideal_seconds(pages, shape.burst, shape.rate)
     who = f"{shape.tenants} tenants x " if shape.tenants > 1 else ""
     note(
-        f"[{shape.name}] job: {who}{shape.logs:,} logs over {shape.days:g} days, {shape.profile} "
+        f"[{shape.label}] job: {who}{shape.logs:,} logs over {shape.days:g} days, {shape.profile} "
         f"({shape.limit}), ideal {ideal:.1f} s"
     )
     config = shape.sandbox()
@@ -143,14 +156,14 @@ def measure_shape(shape: Shape) -> ShapeResult:
         job = run_job(sandbox, timeout=4 * ideal + 120)
     if not job.ok:
         note(
-            f"[{shape.name}] job FAILED (exit {job.exit_code}, timed out: {job.timed_out}):\n"
+            f"[{shape.label}] job FAILED (exit {job.exit_code}, timed out: {job.timed_out}):\n"
             f"{job.stderr_tail}"
         )
     result = ShapeResult(shape, job)
     result.figures = shape_figures(shape, job)
     f = result.figures
     note(
-        f"[{shape.name}] {job.wall_seconds:.1f} s, {f['share_of_ceiling']:.2f} of the ceiling, "
+        f"[{shape.label}] {job.wall_seconds:.1f} s, {f['share_of_ceiling']:.2f} of the ceiling, "
         f"exactly once: {'yes' if f['exactly_once'] else 'NO'}"
     )
     return result

@@ -69,3 +69,13 @@ def test_plans_and_shapes_run_by_default_and_only_what_is_asked_otherwise() -> N
     assert (plans.plan_names, plans.shape_names) == (["free"], [])
     with pytest.raises(SystemExit):
         parse_args(["--shapes", "spiky"])
+
+
+def test_uneven_runs_on_three_seeds_unless_told_otherwise() -> None:
+    assert [run.label for run in SHAPES["uneven"].runs(1.0, None, None)] == [
+        "uneven (seed 1)", "uneven (seed 2)", "uneven (seed 3)"
+    ]  # fmt: skip
+    quick = SHAPES["tenants"].runs(0.1, 5, (7,))
+    assert [(run.logs, run.tenants, run.seed, run.label) for run in quick] == [
+        (300, 5, 7, "tenants")
+    ]
