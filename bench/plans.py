@@ -357,6 +357,10 @@ def plan_figures(result: PlanResult) -> dict[str, Any]:
         else None,
         "core_share_over_run": cpu / job.wall_seconds if cpu is not None else None,
         "peak_rss_mib": job.peak_rss_mib,
+        "first_checkpoint_seconds": next(iter(job.first_checkpoint.values()), None),
+        "peak_threads": max(
+            (s.threads for s in job.samples if s.threads is not None), default=None
+        ),
         "naive_logs_per_second": naive_rate,
         "ours_over_naive": achieved / naive_rate if achieved is not None and naive_rate else None,
     }

@@ -178,7 +178,9 @@ def _plan_details(results: list[PlanResult]) -> list[str]:
         landed = "" if f["exactly_once"] else ", NOT EXACTLY ONCE (see the JSON's landing)"
         lines.append(
             f"- {plan.label}: {result.logs:,} logs, job {status}{complete}{landed} in "
-            f"{job.wall_seconds:.0f} s ({_number(f['cpu_seconds'], 1)} CPU s, "
+            f"{job.wall_seconds:.0f} s, first checkpoint after "
+            f"{_number(f['first_checkpoint_seconds'], 1)} s, {_number(f['peak_threads'])} "
+            f"threads at peak ({_number(f['cpu_seconds'], 1)} CPU s, "
             f"{_percent(f['core_share_over_run'])} of a core on average, start-up included, "
             f"or {_percent(f['core_share_whole_run_per_log'])} at the ceiling as CPU per log x "
             "ceiling; the sandbox "
