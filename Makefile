@@ -46,7 +46,7 @@ types: $(STAMP) ## mypy --strict
 
 check: lint types test ## Everything CI runs: lint, types, tests
 
-bench: $(STAMP) ## Throughput per plan profile vs the rate-limit ceiling and a naive loop
+bench: $(STAMP) ## Throughput per plan and per tenant shape vs the rate-limit ceiling
 	$(BIN)/python -m bench.run
 
 bench-memory: $(STAMP) ## Peak RSS of a 1,000,000-log backfill

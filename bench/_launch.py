@@ -2,7 +2,7 @@
 
 Why a separate launcher: on Linux a child's ``ru_maxrss`` starts from its parent's peak RSS when it
 is forked (exec keeps the high-water mark of the image it replaces), so a job forked straight from
-the benchmark (~270 MB with the sandbox and chdb loaded) could never report less than that. Forked
+the benchmark (the sandbox and chdb loaded) could never report less than that. Forked
 from this launcher (stdlib only, started with -I -S), the job inherits only a few MB, and
 ``os.wait4`` on it gives its own peak RSS and CPU time (and those of any child it waited for).
 

@@ -24,6 +24,7 @@ from backfill.sandbox.livestream import STATUSES, STREAM_TYPES, StreamSpec
 from backfill.sandbox.obfuscation import METHODS
 from backfill.sandbox.profiles import PROFILES
 from backfill.sandbox.runner import Sandbox, SandboxConfig
+from backfill.sandbox.timelines import SHAPES
 from backfill.sandbox.timeparse import parse_when
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,14 @@ def _latency(context: click.Context, parameter: click.Parameter, value: str) -> 
     help="Seed of the tenant, credentials, latencies and faults.",
 )
 @click.option("--end", callback=_instant, help="When the logs end (default: now).")
+@click.option(
+    "--shape",
+    type=click.Choice(SHAPES),
+    default="even",
+    show_default=True,
+    help="How the logs spread over the days: even, uneven (day/night 10:1, a silent day, a "
+    "two-hour burst of 30%), quiet (all on the first day).",
+)
 @click.option(
     "--retention-days",
     type=click.FloatRange(min=0, min_open=True),
@@ -202,6 +211,7 @@ def sandbox(
     days: float,
     seed: int,
     end: datetime | None,
+    shape: str,
     retention_days: float | None,
     fault_rate: float,
     fault_kinds: str,
@@ -251,6 +261,7 @@ def sandbox(
         days=days,
         seed=seed,
         end=end,
+        shape=shape,
         retention_days=retention_days,
         token_ttl=token_ttl,
         auth0_latency=auth0_latency,
@@ -289,7 +300,7 @@ def sandbox(
         sys.stdout.flush()
         click.echo(
             f"sandbox ready: auth0 {running.auth0_url}, tinybird {running.tinybird_url}, "
-            f"{logs} logs, profile {profile}; Ctrl-C to stop",
+            f"{logs} logs ({shape}), profile {profile}; Ctrl-C to stop",
             err=True,
         )
         while not stop.wait(0.5):

@@ -2,7 +2,8 @@
 
 Only the write times are stored (an `array('q')` of microseconds, strictly increasing, 8 bytes a
 log); everything else about record i (type, `date`, id digits, content) is rebuilt from
-(seed, i) on demand. Facts kept from the reference:
+(seed, i) on demand; `timelines.py` shapes the traffic over the days (`even`, `uneven`, `quiet`).
+Facts kept from the reference:
 - log_id = `900` + UTC write time `YYYYMMDDhhmmss` + 6 sub-second digits + 33 opaque digits, so
   ids increase with the index;
 - the write time is 0.02 s to 5 s after the record's `date` (millisecond precision);
@@ -12,19 +13,16 @@ log); everything else about record i (type, `date`, id digits, content) is rebui
 from __future__ import annotations
 
 import bisect
-import math
 import random
 import threading
-from array import array
 from collections.abc import Callable
 from typing import Any
 
 from backfill.sandbox.mixing import mix64, unit
 from backfill.sandbox.records import EventKind, RecordFactory, event_kind_for, event_kind_of
-from backfill.sandbox.timeparse import MICROS, compact_utc, now_us
+from backfill.sandbox.timelines import DAY_US, Landmarks, timeline
+from backfill.sandbox.timeparse import compact_utc, now_us
 
-DAY_US = 86_400 * MICROS
-HOUR_US = 3_600 * MICROS
 MIN_LAG_US = 20_000
 MAX_LAG_US = 5_000_000
 _LAG_SPAN_US = 4_978_000  # + 20 ms + up to 1 ms of truncation to millis stays under 5 s
@@ -33,13 +31,23 @@ JsonObject = dict[str, Any]
 
 
 class Tenant:
-    def __init__(self, seed: int, count: int, days: float, end_us: int | None = None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        count: int,
+        days: float,
+        end_us: int | None = None,
+        shape: str = "even",
+    ) -> None:
         if count < 0 or days <= 0:
             raise ValueError("a tenant needs count >= 0 logs over days > 0")
         end = now_us() if end_us is None else end_us
         start = end - int(days * DAY_US)
         self.seed = seed
-        self._write_us = _timeline(seed, count, start, end)
+        self.shape = shape
+        self.start_us, self.end_us = start, end
+        self._write_us, landmarks = timeline(shape, seed, count, start, end)
+        self.landmarks: Landmarks = landmarks
         # Records dated after this carry the newer fields ($event_schema, tenant_name ...).
         self.schema_cutoff_us = start + int(0.4 * (end - start))
         self.factory = RecordFactory(
@@ -165,50 +173,3 @@ class _IdView:
 
     def __getitem__(self, index: int) -> str:
         return self._tenant.log_id(index)
-
-
-def _activity(moment_us: int) -> float:
-    """A busy tenant's relative traffic: a diurnal peak around 15:00 UTC, quieter weekends."""
-    hour = (moment_us // HOUR_US) % 24 + 0.5
-    weekday = (moment_us // DAY_US + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
-    diurnal = 0.3 + math.exp(-(((hour - 15.0) / 4.5) ** 2))
-    weekly = (1.0, 1.0, 1.0, 1.0, 0.95, 0.6, 0.5)[weekday]
-    return diurnal * weekly
-
-
-def _timeline(seed: int, count: int, start_us: int, end_us: int) -> array[int]:
-    """`count` strictly increasing write times in [start, end], denser when the tenant is busy.
-
-    Stratified inverse-CDF sampling over hourly buckets: point i sits at quantile (i + r_i)/count
-    of the activity curve, so the output is sorted by construction (no sort of millions needed).
-    """
-    times: array[int] = array("q")
-    if count == 0:
-        return times
-    rng = random.Random(mix64(seed, 0x71E))
-    buckets = max(1, math.ceil((end_us - start_us) / HOUR_US))
-    width = (end_us - start_us) / buckets
-    weights = [
-        _activity(int(start_us + (b + 0.5) * width)) * (0.8 + 0.4 * rng.random())
-        * (3.0 if rng.random() < 0.01 else 1.0)  # the odd incident or campaign
-        for b in range(buckets)
-    ]  # fmt: skip
-    total = math.fsum(weights)
-    step = total / count
-    bucket, bucket_floor = 0, 0.0
-    bucket_ceiling = weights[0]
-    previous = start_us - 1
-    draw = rng.random
-    append = times.append
-    for i in range(count):
-        quantile = (i + draw()) * step
-        while quantile >= bucket_ceiling and bucket < buckets - 1:
-            bucket += 1
-            bucket_floor = bucket_ceiling
-            bucket_ceiling += weights[bucket]
-        moment = int(start_us + (bucket + (quantile - bucket_floor) / weights[bucket]) * width)
-        if moment <= previous:
-            moment = previous + 1
-        append(moment)
-        previous = moment
-    return times

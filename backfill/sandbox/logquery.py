@@ -17,7 +17,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from backfill.sandbox.generator import DAY_US, MAX_LAG_US, MIN_LAG_US, Tenant
+from backfill.sandbox.generator import MAX_LAG_US, MIN_LAG_US, Tenant
+from backfill.sandbox.timelines import DAY_US
 from backfill.sandbox.timeparse import parse_instant, to_us
 
 _STRING_FIELDS = frozenset(

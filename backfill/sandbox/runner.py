@@ -28,7 +28,7 @@ from backfill.sandbox.profiles import plan_profile
 from backfill.sandbox.timeparse import to_us
 from backfill.sandbox.tinybird_server import TinybirdEmulator, TinybirdSettings
 from backfill.sandbox.tinybird_store import TinybirdStore
-from backfill.tinybird.datafile import parse_datafile, seed_datafile_text
+from backfill.tinybird.datafile import Datafile, parse_datafile, seed_datafile_text
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class SandboxConfig:
     seed: int = 1
     end: datetime | None = None
     """When the generated logs end; default: now, at start."""
+    shape: str = "even"
+    """How the logs are spread over the days: `even`, `uneven` or `quiet` (`timelines.py`)."""
     retention_days: float | None = None
     """Overrides the profile's retention (free 1, professional 10, enterprise 30 days)."""
     token_ttl: int = 86_400
@@ -71,6 +73,9 @@ class SandboxConfig:
     """Keep Tinybird's tables on disk here; default: in memory."""
     record_raw: bool = False
     """Keep every appended NDJSON line for `GET /__sandbox/received`."""
+    prerender: bool = False
+    """Build every record's JSON at start (a record's size per log in memory) so that serving
+    pages costs little CPU: for benchmarks of many tenants at once."""
     host: str = "127.0.0.1"
     auth0_port: int = 0
     tinybird_port: int = 0
@@ -99,6 +104,55 @@ def _stream_specs(config: SandboxConfig) -> list[StreamSpec]:
     return [main.checked(), *specs]
 
 
+def datasource_schema(config: SandboxConfig) -> Datafile:
+    text = (
+        config.datasource_file.read_text("utf-8")
+        if config.datasource_file
+        else seed_datafile_text()
+    )
+    return parse_datafile(text)
+
+
+def auth0_emulator(
+    config: SandboxConfig,
+    tenant: Tenant,
+    credentials: Auth0Credentials,
+    seed: int,
+    stopping: threading.Event,
+) -> Auth0Emulator:
+    """One tenant's Auth0: its plan's bucket, its retention, faults and latency from `seed`."""
+    emulator = Auth0Emulator(
+        tenant,
+        credentials,
+        Auth0Settings(plan_profile(config.profile), config.retention_days, config.token_ttl),
+        FaultSchedule(config.auth0_faults, mix64(seed, 0xFA01)),
+        Latency(LatencyRange.parse(config.auth0_latency), mix64(seed, 0x1A01)),
+        stopping,
+    )
+    if config.prerender:
+        emulator.prerender()
+    return emulator
+
+
+def tinybird_emulator(
+    config: SandboxConfig,
+    store: TinybirdStore,
+    credentials: TinybirdCredentials,
+    stopping: threading.Event,
+) -> TinybirdEmulator:
+    seed = config.seed
+    return TinybirdEmulator(
+        store,
+        credentials,
+        TinybirdSettings(config.max_body_bytes, config.requests_per_second, config.mv_failure_rate),
+        FaultSchedule(config.tinybird_faults, mix64(seed, 0xFA02)),
+        Latency(LatencyRange.parse(config.tinybird_latency), mix64(seed, 0x1A02)),
+        Latency(LatencyRange.parse(config.tinybird_ack_latency), mix64(seed, 0x1A03)),
+        mix64(seed, 0x422),
+        stopping,
+    )
+
+
 class Sandbox:
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config = config or SandboxConfig()
@@ -106,7 +160,11 @@ class Sandbox:
         self._servers: list[SandboxHTTPServer] = []
         self._closed = False
         self.tenant = Tenant(
-            config.seed, config.logs, config.days, to_us(config.end) if config.end else None
+            config.seed,
+            config.logs,
+            config.days,
+            to_us(config.end) if config.end else None,
+            config.shape,
         )
         self.auth0_credentials = Auth0Credentials(config.seed)
         self.tinybird_credentials = TinybirdCredentials(config.seed, config.datasource)
@@ -120,31 +178,12 @@ class Sandbox:
     def _start(self, config: SandboxConfig) -> None:
         seed = config.seed
         self.store.record_raw = config.record_raw
-        datafile_text = (
-            config.datasource_file.read_text("utf-8")
-            if config.datasource_file
-            else seed_datafile_text()
+        self.store.create_datasource(config.datasource, datasource_schema(config))
+        self.auth0 = auth0_emulator(
+            config, self.tenant, self.auth0_credentials, seed, self._stopping
         )
-        self.store.create_datasource(config.datasource, parse_datafile(datafile_text))
-        self.auth0 = Auth0Emulator(
-            self.tenant,
-            self.auth0_credentials,
-            Auth0Settings(plan_profile(config.profile), config.retention_days, config.token_ttl),
-            FaultSchedule(config.auth0_faults, mix64(seed, 0xFA01)),
-            Latency(LatencyRange.parse(config.auth0_latency), mix64(seed, 0x1A01)),
-            self._stopping,
-        )
-        self.tinybird = TinybirdEmulator(
-            self.store,
-            self.tinybird_credentials,
-            TinybirdSettings(
-                config.max_body_bytes, config.requests_per_second, config.mv_failure_rate
-            ),
-            FaultSchedule(config.tinybird_faults, mix64(seed, 0xFA02)),
-            Latency(LatencyRange.parse(config.tinybird_latency), mix64(seed, 0x1A02)),
-            Latency(LatencyRange.parse(config.tinybird_ack_latency), mix64(seed, 0x1A03)),
-            mix64(seed, 0x422),
-            self._stopping,
+        self.tinybird = tinybird_emulator(
+            config, self.store, self.tinybird_credentials, self._stopping
         )
         auth0_server = self._serve(self.auth0, config.auth0_port)
         tinybird_server = self._serve(self.tinybird, config.tinybird_port)

@@ -225,7 +225,9 @@ class TinybirdStore:
         return list(self._datasources)
 
     def row_count(self, table: str) -> int:
-        answer = self._chdb.run(f"SELECT count() FROM {self._table(table)}", first=self._flushes())
+        answer = self._chdb.run(
+            f"SELECT count() FROM {self._table(table)}", first=self._flushes((table,))
+        )
         return int(answer.strip() or 0)
 
     def truncate(self) -> None:
@@ -287,13 +289,23 @@ class TinybirdStore:
         # (seen: a query answering no rows at all). Flush every buffer first, in the same hold
         # of the session (no insert can slip in), so the query reads the MergeTrees alone, as
         # Tinybird's answers include every acknowledged row.
-        return self._chdb.run(sql, fmt, database=self.database, first=self._flushes())
+        # Only the buffers of the tables the query names: with many data sources, flushing them
+        # all before every query made each query's cost grow with their number.
+        named = [table for table in self._tables() if re.search(rf"\b{table}\b", sql)]
+        return self._chdb.run(sql, fmt, database=self.database, first=self._flushes(named))
 
-    def _flushes(self) -> list[str]:
+    def _tables(self) -> list[str]:
         return [
-            f"OPTIMIZE TABLE {self._table(table)}"
+            table
             for datasource in list(self._datasources.values())
             for table in (datasource.name, datasource.quarantine)
+        ]
+
+    def _flushes(self, tables: Iterable[str] | None = None) -> list[str]:
+        """OPTIMIZE statements that write `tables`' buffers (default: every one) to disk."""
+        return [
+            f"OPTIMIZE TABLE {self._table(table)}"
+            for table in (self._tables() if tables is None else tables)
         ]
 
     # -- ingestion ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from sandbox_helpers import MakeSandbox, auth0_token, bearer, get_logs
 
 from backfill.sandbox import Sandbox
-from backfill.sandbox.timeparse import from_us, iso_millis, parse_instant
+from backfill.sandbox.timeparse import from_us, iso_millis, now_us, parse_instant
 
 LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
 
@@ -51,6 +51,30 @@ def test_link_next_continues_from_the_last_id_and_paging_reaches_every_log(
         seen += [record["log_id"] for record in page]
         url = link.group("url")
     assert seen == [sandbox.tenant.log_id(i) for i in range(len(sandbox.tenant))]
+
+
+def test_prerendered_pages_are_the_same_bytes_and_later_logs_are_still_served(
+    http: httpx.Client, make_sandbox: MakeSandbox
+) -> None:
+    end = from_us(now_us() - 60_000_000)  # the same tenant twice: the same end
+    built = make_sandbox(logs=300, end=end)
+    prerendered = make_sandbox(logs=300, end=end, prerender=True)
+    pages = []
+    for sandbox in (built, prerendered):
+        token = auth0_token(http, sandbox)
+        answer = get_logs(http, sandbox, token, **{"from": sandbox.tenant.log_id(49), "take": 100})
+        pages.append(answer.content)
+        assert sandbox.auth0.stats()["records_served"] == 100
+    assert pages[0] == pages[1]
+    assert [record["log_id"] for record in httpx.Response(200, content=pages[1]).json()] == [
+        built.tenant.log_id(index) for index in range(50, 150)
+    ]
+    added = prerendered.tenant.append(5)
+    token = auth0_token(http, prerendered)
+    tail = get_logs(http, prerendered, token, **{"from": prerendered.tenant.log_id(299)}).json()
+    assert [record["log_id"] for record in tail] == [
+        prerendered.tenant.log_id(index) for index in added
+    ]
 
 
 def test_take_defaults_to_50_and_is_capped_at_100(

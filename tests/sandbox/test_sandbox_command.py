@@ -82,6 +82,10 @@ def test_bad_options_are_refused(start_process: StartProcess) -> None:
     _, errors = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "latency" in errors
+    unknown_shape = start_process("--shape", "spiky")
+    _, errors = unknown_shape.communicate(timeout=30)
+    assert unknown_shape.returncode == 2
+    assert "'spiky' is not one of 'even', 'uneven', 'quiet'" in errors
 
 
 def test_stream_options_describe_the_streams_auth0_lists(start_process: StartProcess) -> None:

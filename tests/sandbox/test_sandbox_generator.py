@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from backfill.sandbox.generator import DAY_US, Tenant
+from backfill.sandbox.generator import Tenant
 from backfill.sandbox.records import EVENT_KINDS
+from backfill.sandbox.timelines import DAY_US
 from backfill.sandbox.timeparse import MICROS, parse_instant, to_us
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,8 @@ import httpx
 from sandbox_helpers import MakeSandbox, append_events, envelope, sql
 
 from backfill.sandbox import Sandbox
-from backfill.sandbox.generator import DAY_US, HOUR_US, Tenant
+from backfill.sandbox.generator import Tenant
+from backfill.sandbox.timelines import DAY_US, HOUR_US
 from backfill.sandbox.timeparse import from_us, iso_millis, to_us
 
 

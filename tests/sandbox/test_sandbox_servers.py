@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from sandbox_helpers import MakeSandbox, auth0_token, get_logs
+from sandbox_helpers import MakeSandbox, append_events, auth0_token, get_logs
 
 from backfill.sandbox import Sandbox
 from backfill.sandbox.timeparse import iso_millis
@@ -32,6 +32,28 @@ def test_latency_is_slept_per_request_without_blocking_others(
         elapsed = time.monotonic() - started
     assert statuses == [200] * 8
     assert 0.3 <= elapsed < 0.9  # eight round trips of 300 ms, concurrently
+
+
+def test_stats_time_each_answer_beyond_the_latency_it_slept(make_sandbox: MakeSandbox) -> None:
+    sandbox = make_sandbox(auth0_latency="400", tinybird_ack_latency="1000")
+    with httpx.Client() as http:
+        token = auth0_token(http, sandbox)
+        for _ in range(2):
+            get_logs(http, sandbox, token, **{"from": sandbox.tenant.log_id(0)})
+        http.get(f"{sandbox.auth0_url}/__sandbox/stats")  # the control plane is not timed
+        auth0 = http.get(f"{sandbox.auth0_url}/__sandbox/stats").json()
+        record = sandbox.tenant.stream_record(0)
+        appended = append_events(
+            http, sandbox, [{"log_id": record["log_id"], "data": record}], name="auth0", wait="true"
+        )
+        assert appended.status_code == 200
+        tinybird = sandbox.tinybird.counters.snapshot()
+    assert auth0["answers_timed"] == 3  # the token and two pages
+    # The emulators' own work, not the 400 ms round trip or the 1 s acknowledgement (the
+    # margins are for a busy machine).
+    assert 0 < auth0["answer_overhead_us"] / 3 < 300_000
+    assert tinybird["answers_timed"] == 1
+    assert 0 < int(tinybird["answer_overhead_us"]) < 700_000  # type: ignore[call-overload]
 
 
 def test_answers_are_http11_keep_alive_with_a_content_length(
