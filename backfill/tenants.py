@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from backfill.errors import ConfigError
-from backfill.settings import Settings, load_toml, read_secret, resolve
+from backfill.secret_values import read_secret
+from backfill.settings import Settings, load_toml, resolve
 from backfill.values import datasource_name, nonempty, normalize_base_url
 
 
