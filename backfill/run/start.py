@@ -156,15 +156,10 @@ def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan
 def dry_run(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
     """Envelopes as NDJSON to ``--output`` (or stdout); no Tinybird, the checkpoint untouched."""
     settings = request.settings
-    existing = state_file.load(settings.state)
+    # What the run would refuse, the preview refuses (another tenant, data source or host, other
+    # flags, a damaged file without --restart); what it would resume, the preview shows.
+    existing = load_state(settings, restart=request.restart, touch=False)
     if existing is not None:
-        state_file.check_binding(
-            existing,
-            path=settings.state,
-            tenant=settings.auth0_domain,
-            datasource=settings.datasource,
-        )
-    if existing is not None and not request.restart:
         state = existing
     else:
         fresh_state = new_run(services, notes, end=settings.until_date, cursors=1)
