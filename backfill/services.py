@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from backfill import __version__
+from backfill import __version__, transport
 from backfill.auth0.source import Auth0Logs
 from backfill.auth0.tokens import ClientCredentialsToken, StaticToken, TokenSource
 from backfill.batches import Batch
@@ -25,19 +25,14 @@ from backfill.tinybird.query import TinybirdQuery
 USER_AGENT = f"auth0-backfill/{__version__}"
 
 
-@contextlib.contextmanager
-def http_client(settings: Settings) -> Iterator[httpx.Client]:
-    """One connection pool, large enough for every cursor and every append in flight."""
-    connections = settings.concurrency + settings.in_flight + 4
-    client = httpx.Client(
-        timeout=httpx.Timeout(settings.http_timeout),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        headers={"User-Agent": USER_AGENT},
+def http_client(settings: Settings) -> contextlib.AbstractContextManager[httpx.Client]:
+    """One connection pool, large enough for every cursor and every append in flight; each
+    request bounded as a whole by ``[http] timeout_seconds`` (``transport``)."""
+    return transport.http_client(
+        timeout=settings.http_timeout,
+        connections=settings.concurrency + settings.in_flight + 4,
+        user_agent=USER_AGENT,
     )
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def retry_policy(settings: Settings, sleep: Callable[[float], None]) -> RetryPolicy:
@@ -60,7 +55,7 @@ def auth0_logs(
             client_id=access.client_id,
             client_secret=access.client_secret,
             audience=access.audience,
-            timeout=settings.http_timeout,
+            http=http,
             retry=retry,
         )
     return Auth0Logs(base_url=access.base_url, tokens=tokens, http=http, retry=retry, pacer=pacer)

@@ -29,6 +29,8 @@ from backfill.retry import (
 )
 from backfill.tinybird.region import region_hint
 
+HOST_SETTING = "TINYBIRD_HOST (your workspace's region host, e.g. https://api.tinybird.co)"
+
 
 class Purpose(Enum):
     APPEND = "append"  # POST /v0/events

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 import httpx
 
+from backfill import transport
 from backfill.batches import Batch
 from backfill.errors import DataError
 from backfill.retry import RetryPolicy, TransientError
-from backfill.tinybird.answers import Purpose, TooLarge, json_or_none, judge
+from backfill.tinybird.answers import HOST_SETTING, Purpose, TooLarge, json_or_none, judge
 
 log = logging.getLogger("backfill.tinybird")
 
@@ -128,10 +129,15 @@ class TinybirdEvents:
             try:
                 response = self._post(current.body)
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-                raise TransientError(f"{type(error).__name__} (not sent)") from None
+                raise transport.transient(
+                    error, f"{type(error).__name__} (not sent)", setting=HOST_SETTING
+                ) from None
             except httpx.TransportError as error:
-                raise TransientError(
-                    f"{type(error).__name__} (may have landed)", ambiguous=True
+                raise transport.transient(
+                    error,
+                    f"{type(error).__name__} (may have landed)",
+                    setting=HOST_SETTING,
+                    ambiguous=True,
                 ) from None
             judge(response, purpose=Purpose.APPEND, host=self.host, datasource=self.datasource)
             result = _counts(response, current.rows)
