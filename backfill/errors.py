@@ -29,6 +29,7 @@ BackfillError                           1  unexpected; also the base of everythi
 
 from __future__ import annotations
 
+import re
 import signal
 
 from backfill.redact import redact
@@ -170,3 +171,13 @@ def short(text: str, limit: int = 160) -> str:
     """A server's words folded to one line and cut to ``limit`` characters, for a message."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def server_words(body: str, fallback: str) -> str:
+    """A server's answer that is not its API's JSON, in a few words: its text, or for an HTML
+    page (a proxy's or load balancer's error page) its title, not its markup."""
+    text = " ".join(body.split())
+    if text[:1] == "<":
+        title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE)
+        return f"{short(title.group(1)) if title else fallback} (an HTML page)"
+    return short(text) or fallback

@@ -78,9 +78,11 @@ def tinybird_events(
     http: httpx.Client,
     retry: RetryPolicy,
     landed: Callable[[Batch], set[str]] | None = None,
+    refuse_alone: bool = True,
 ) -> TinybirdEvents:
     """The sink. ``landed``: how to ask which rows of a batch are already in Tinybird
-    (exactly-once resends); None when the token cannot read."""
+    (exactly-once resends); None when the token cannot read. ``refuse_alone``: a row too large
+    even alone is left out and reported (a state file records it), else the append stops."""
     return TinybirdEvents(
         host=settings.tinybird_host,
         token=settings.require_tinybird(),
@@ -89,6 +91,7 @@ def tinybird_events(
         retry=retry,
         landed=landed,
         settle=settings.resume_settle,
+        refuse_alone=refuse_alone,
     )
 
 

@@ -31,12 +31,17 @@ _PIECE = 64 * 1024  # a write is cut so each piece gets only the time left
 _answered: set[str] = set()
 
 
-def has_answered(host: str) -> bool:
-    return host.lower() in _answered
+def has_answered(url: httpx.URL) -> bool:
+    return _origin(url) in _answered
+
+
+def _origin(url: httpx.URL) -> str:
+    default = 443 if url.scheme == "https" else 80
+    return f"{url.scheme}://{url.host.lower()}:{url.port or default}"
 
 
 def _note_answer(response: httpx.Response) -> None:
-    _answered.add(response.request.url.host.lower())
+    _answered.add(_origin(response.request.url))
 
 
 class DeadlineClient(httpx.Client):
@@ -169,7 +174,10 @@ def _resolve(host: str, port: int, budget: float | None) -> list[str]:
     if thread.is_alive():
         raise httpcore.ConnectTimeout(f"looking up {host} took longer than {budget:.1f}s")
     if "error" in found:
-        raise httpcore.ConnectError(str(found["error"])) from found["error"]
+        try:  # raised in here so it is the context too: httpcore's pool drops the cause
+            raise found["error"]
+        except OSError as failure:
+            raise httpcore.ConnectError(str(failure)) from failure
     addresses: list[str] = []
     for *_, sockaddr in found["addresses"]:
         address = str(sockaddr[0])
@@ -188,11 +196,12 @@ def transient(
     connection, to a host that never answered is marked ``unreachable`` (one quick retry, then a
     message naming the host, the system's reason and the setting)."""
     reason = unreachable_reason(error)
-    host = _host(error)
-    if reason is None or host is None:
+    url = _url(error)
+    if reason is None or url is None:
         return TransientError(description, ambiguous=ambiguous)
+    host = url.netloc.decode("ascii", errors="replace")
     described = f"{description}: {host}: {reason}"
-    if has_answered(host):  # it answered before: a network blip, retried as any other
+    if has_answered(url):  # it answered before: a network blip, retried as any other
         return TransientError(described, ambiguous=ambiguous)
     return TransientError(described, unreachable=Unreachable(host, reason, setting))
 
@@ -219,8 +228,8 @@ def _causes(error: BaseException) -> Iterator[BaseException]:
         todo.extend((current.__cause__, current.__context__))
 
 
-def _host(error: httpx.TransportError) -> str | None:
+def _url(error: httpx.TransportError) -> httpx.URL | None:
     try:
-        return error.request.url.host or None
+        return error.request.url
     except RuntimeError:  # an error raised outside a request
         return None

@@ -150,7 +150,7 @@ def normalize_base_url(value: str, *, name: str) -> str:
     if parts.path or parts.query or parts.fragment:
         raise ConfigError(
             f"{name} {value!r} must be only a scheme and host, like "
-            f"{parts.scheme}://{parts.netloc} (no path)."
+            f"{parts.scheme}://{parts.netloc} (no path, query or fragment)."
         )
     if parts.username or parts.password:
         raise ConfigError(f"{name} must not carry credentials in the URL.")

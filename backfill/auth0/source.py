@@ -26,6 +26,7 @@ from backfill.errors import (
     Auth0PermissionError,
     Auth0RequestError,
     DataError,
+    server_words,
     short,
 )
 from backfill.pacer import Pacer
@@ -105,12 +106,12 @@ def describe(response: httpx.Response) -> str:
     try:
         body = json.loads(response.content)
     except ValueError:
-        return f"{response.status_code} {short(response.text)}"
+        return f"{response.status_code} {server_words(response.text, response.reason_phrase)}"
     if isinstance(body, dict):
         parts = [str(body.get(key)) for key in ("error", "message", "errorCode") if body.get(key)]
         if parts:
             return f"{response.status_code} " + ": ".join(parts)
-    return f"{response.status_code} {short(response.text)}"
+    return f"{response.status_code} {server_words(response.text, response.reason_phrase)}"
 
 
 class Auth0Logs:

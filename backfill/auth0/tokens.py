@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import httpx
 
 from backfill import transport
-from backfill.errors import Auth0CredentialsError, Auth0RequestError, short
+from backfill.errors import Auth0CredentialsError, Auth0RequestError, server_words, short
 from backfill.retry import (
     RetryPolicy,
     TransientError,
@@ -157,4 +157,4 @@ def _reason(response: httpx.Response, body: Any) -> str:
     if isinstance(body, dict) and (body.get("error") or body.get("error_description")):
         parts = [str(body[key]) for key in ("error", "error_description") if body.get(key)]
         return short(": ".join(parts))
-    return short(response.text) or response.reason_phrase
+    return server_words(response.text, response.reason_phrase)

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 
 from backfill import __version__, logsetup
 from backfill import state as state_file
-from backfill.errors import BackfillError, Interrupted
+from backfill.errors import BackfillError, Interrupted, StateError
 from backfill.progress import Coverage, ProgressReporter
 from backfill.run.pipeline import Pipeline
+from backfill.run.refused import LeaveOut, settle_refused
 from backfill.run.report import Counts, Report
 from backfill.run.request import JobRequest, Notes
 from backfill.run.start import NothingToDo, Plan, start
@@ -67,9 +68,7 @@ def run_tenants(requests: list[JobRequest]) -> list[Report]:
 
 def run_job(request: JobRequest) -> Report:
     settings = request.settings
-    settings.require_auth0()
-    if not request.dry_run:
-        settings.require_tinybird()
+    settings.require(tinybird=not request.dry_run)
     started = time.monotonic()
     notes = Notes()
     services: Services | None = None
@@ -79,6 +78,8 @@ def run_job(request: JobRequest) -> Report:
     try:
         with _lock(request), _services(request) as services:
             plan = start(request, services, notes)
+            if isinstance(plan, Plan):
+                _left_out(request, services, plan, notes)
             if isinstance(plan, NothingToDo):
                 outcome, exit_code = "nothing_to_do", 0
             else:
@@ -115,6 +116,23 @@ def run_job(request: JobRequest) -> Report:
         exactly_once=plan.exactly_once if isinstance(plan, Plan) else not request.dry_run,
         notes=notes,
     )
+
+
+def _left_out(request: JobRequest, services: Services, plan: Plan, notes: Notes) -> None:
+    """Logs Tinybird refused before: skipped as asked, or tried once more (``refused``); and the
+    sink leaves out whatever ``--skip-log-id`` names."""
+    skip = frozenset(request.skip_log_ids)
+    settle_refused(
+        plan.state,
+        skip=skip,
+        source=services.auth0,
+        sink=plan.sink,
+        save=_saver(request, plan),
+        note=notes.add,
+        preview=plan.dry_run,
+    )
+    if skip:
+        plan.sink = LeaveOut(plan.sink, skip)
 
 
 def _lock(request: JobRequest) -> contextlib.AbstractContextManager[None]:
@@ -178,6 +196,6 @@ def _execute(
             "version": __version__,
         }
         if plan.persist:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(StateError):  # the run's own error says more
                 state_file.save(request.settings.state, current)
     return outcome

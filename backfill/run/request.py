@@ -31,6 +31,7 @@ class JobRequest:
     progress: str = "auto"  # "auto": a bar on a terminal, else lines; "lines"
     until_stream_start: bool = False
     resume_from_tinybird: bool = False
+    skip_log_ids: tuple[str, ...] = ()  # --skip-log-id: logs to leave out knowingly
 
 
 class Notes(list[str]):

@@ -237,6 +237,7 @@ def _plan(
         http=services.http,
         retry=services.retry,
         landed=query.landed_in if query else None,
+        refuse_alone=persist,  # without a state file to hold a refused row, stop before it
     )
     landed_between = None
     if query is not None:

@@ -19,6 +19,7 @@ from backfill.errors import (
     TinybirdAuthError,
     TinybirdNotFoundError,
     TinybirdRequestError,
+    server_words,
 )
 from backfill.retry import (
     TransientError,
@@ -112,4 +113,4 @@ def error_text(response: httpx.Response) -> str:
     body = json_or_none(response)
     if isinstance(body, dict) and body.get("error"):
         return str(body["error"])[:300]
-    return " ".join(response.text.split())[:160] or response.reason_phrase
+    return server_words(response.text, response.reason_phrase)
