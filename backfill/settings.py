@@ -290,6 +290,10 @@ def resolve(
     """Every setting from the first source that has it: flag, environment, file, default."""
     document = load_toml(config_path) if config_path else {}
     values: dict[str, Any] = {}
+    # Secrets first: once read, a message repeating one (a token pasted into the wrong variable)
+    # hides it.
+    for variable, name in _SECRET_FIELDS.items():
+        values[name] = read_secret(env, variable)
     for name, where_from in declared():
         where: str
         raw: Any = flags.get(name)
@@ -303,8 +307,6 @@ def resolve(
         else:
             continue  # the field's default
         values[name] = where_from.parse(raw, where)
-    for variable, name in _SECRET_FIELDS.items():
-        values[name] = read_secret(env, variable)
     if values.get("auth0_base_url") and not values.get("auth0_audience"):
         values["auth0_audience"] = f"{values['auth0_base_url']}/api/v2/"
     settings = Settings(**values)
