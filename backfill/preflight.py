@@ -149,7 +149,8 @@ class Preflight:
 
     def _auth0(self) -> None:
         if self._logs is None:
-            self._add("auth0.credentials", SKIP, "no Auth0 settings")
+            for name in ("auth0.credentials", "auth0.read_logs", "auth0.oldest_log"):
+                self._add(name, SKIP, "no Auth0 settings (see auth0.settings)")
             return
         try:
             oldest = self._logs.oldest()
@@ -186,7 +187,13 @@ class Preflight:
 
     def _tinybird(self) -> None:
         if self._query is None or self._events is None:
-            self._add("tinybird.token", SKIP, "TINYBIRD_TOKEN is not set")
+            for name in (
+                "tinybird.token",
+                "tinybird.append",
+                "tinybird.datasource",
+                "tinybird.schema",
+            ):
+                self._add(name, SKIP, "TINYBIRD_TOKEN is not set")
             return
         appended = self._probe_append()
         if appended is None:  # Tinybird did not answer: its other checks cannot be made

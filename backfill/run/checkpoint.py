@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from backfill import state as state_file
+from backfill.auth0.log_ids import write_time
 from backfill.errors import StateError
-from backfill.settings import Settings
+from backfill.settings import CLOCK_SKEW, Settings
 from backfill.state import RunState
-from backfill.timeutil import iso
+from backfill.timeutil import iso, parse_record_date, utcnow
 
 log = logging.getLogger("backfill.job")
 
@@ -70,6 +71,24 @@ def check_resumable(existing: RunState, settings: Settings) -> None:
         tinybird_host=settings.tinybird_host,
     )
     _check_same_flags(existing, settings, settings.state)
+    _check_not_ahead(existing, settings.state)
+
+
+def _check_not_ahead(existing: RunState, path: Path) -> None:
+    """A checkpoint after now (written by a version that took a start in the future) would
+    make every run copy nothing."""
+    now = utcnow()
+    for item in existing.ranges:
+        if item.done:
+            continue
+        moment = parse_record_date(item.start) if item.start else write_time(item.position)
+        if moment is not None and moment > now + CLOCK_SKEW:
+            raise StateError(
+                f"State file {path} holds a checkpoint at {iso(moment)}, after now: a run from "
+                "it would copy nothing until then.",
+                hint=f"Add --restart with a start in the past to discard {path} and start over "
+                "(or check this machine's clock).",
+            )
 
 
 def _check_same_flags(existing: RunState, settings: Settings, path: Path) -> None:

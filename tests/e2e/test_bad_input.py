@@ -219,3 +219,22 @@ def test_the_sandbox_command_names_the_extra_it_needs(tmp_path) -> None:  # type
         timeout=60,
     )
     assert listing.returncode == 0 and "sandbox" in listing.stdout
+
+
+def test_a_checkpoint_in_the_future_is_refused(harness) -> None:  # type: ignore[no-untyped-def]
+    """A state written by a version that took --from-date 2099: refused, not a silent no-op."""
+    h: Harness = harness(**SMALL)
+    assert h.run("run", "--until-date", h.records()[300]["date"]).returncode == 0
+    document = json.loads(h.state.read_text())
+    document["started_with"]["until_date"] = None
+    document["ranges"] = [
+        {"id": 0, "start": "2099-01-01T00:00:00.000Z", "end": None,
+         "start_after": "900" + "20981231235900" + "0" * 39, "done": False}
+    ]  # fmt: skip
+    h.state.write_text(json.dumps(document))
+    before, received = h.state.read_bytes(), len(h.received())
+    result = h.run("run")
+    assert result.returncode == 5, result.stderr
+    assert_says(result, "checkpoint at 2099-01-01", "after now", "--restart")
+    assert h.state.read_bytes() == before and len(h.received()) == received
+    assert_clean(h, result)
