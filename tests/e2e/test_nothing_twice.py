@@ -116,3 +116,30 @@ def test_restarting_a_state_of_another_host_is_still_possible(harness, tmp_path:
     restarted = h.run("run", "--restart", env=other)
     assert restarted.returncode == 0, restarted.stderr
     assert json.loads(h.state.read_text())["tinybird_host"] == elsewhere.sandbox.tinybird_url
+
+
+def test_without_a_state_file_nothing_after_the_refused_record_is_sent(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--resume-from-tinybird: the data source is the checkpoint, so rows after a refused one
+    must not land (the next run would resume past it); --skip-log-id gets past it."""
+    h: Harness = harness(logs=600, days=1.0, seed=5, profile="unlimited")
+    records = h.records()
+    sizes = sorted((line_size(record), record["log_id"]) for record in records)
+    (second, _), (largest, too_large) = sizes[-2], sizes[-1]
+    h.tinybird("/__sandbox/config", method="POST", json={"max_body_bytes": (largest + second) // 2})
+    config = tmp_path / "settings.toml"
+    config.write_text("[batch]\nmax_rows = 20\n")
+    args = ("run", "--resume-from-tinybird", "--config", str(config))
+
+    first = h.run(*args)
+    assert first.returncode == 9, first.stderr[-3000:]
+    assert_says(first, too_large, "Nothing after it was sent", f"--skip-log-id {too_large}")
+    landed = [row["log_id"] for row in h.received()]
+    assert landed and all(log_id < too_large for log_id in landed)
+    assert_clean(h, first)
+    again = h.run(*args)  # the same record stops it again: nothing lost silently
+    assert again.returncode == 9 and len(h.received()) == len(landed)
+
+    past = h.run(*args, "--skip-log-id", too_large)
+    assert past.returncode == 0, past.stderr[-3000:]
+    assert_exactly(h.received(), [record for record in records if record["log_id"] != too_large])
+    assert_clean(h, past)
