@@ -7,6 +7,7 @@ to stdout (one line, or JSON with ``--json``), everything else to stderr.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import logging
 import sys
@@ -22,6 +23,7 @@ from backfill import state as state_file
 from backfill.errors import (
     BackfillError,
     CheckFailedError,
+    ConfigError,
 )
 from backfill.preflight import exit_status, run_checks
 from backfill.run.job import JobRequest, Report, Runner, run_requests
@@ -30,6 +32,7 @@ from backfill.run.stopper import Stopper, on_signals
 from backfill.settings import environment, resolve
 from backfill.status import render_status, status_summary
 from backfill.tenants import resolve_tenants
+from backfill.values import log_id
 from backfill.verify import verify_state
 
 log = logging.getLogger("backfill.cli")
@@ -45,7 +48,7 @@ config_option = click.option(
 )
 state_option = click.option(
     "--state",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path),  # a directory is refused by the settings, with a remedy
     help="Checkpoint file. Default ./auth0-backfill-state.json. Env: AUTH0_BACKFILL_STATE.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -70,16 +73,42 @@ class _Commands(click.Group):
     """The sandbox command is imported only when used: the job itself does not need it."""
 
     lazy = {"sandbox": "backfill.sandbox.command"}
+    # What each lazy command needs beyond the job's own dependencies: (module, extra).
+    needs = {"sandbox": ("chdb", "sandbox")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy:
+            module, extra = self.needs[name]
+            if importlib.util.find_spec(module) is None:
+                return _needs_extra(name, module, extra)
             command = getattr(importlib.import_module(self.lazy[name]), name)
             assert isinstance(command, click.Command)
             return command
         return super().get_command(ctx, name)
+
+
+def _needs_extra(name: str, module: str, extra: str) -> click.Command:
+    """Stands in for a command whose optional dependency is not installed: says which extra."""
+    install = f"pip install '.[{extra}]'"
+
+    def refuse(args: tuple[str, ...]) -> None:
+        _fail(
+            ConfigError.exit_code,
+            f"`auth0-backfill {name}` needs the {extra!r} extra ({module}), which is not "
+            f"installed. Install it with: {install} (or pipx install '.[{extra}]', or "
+            f"pipx inject auth0-backfill {module}).",
+        )
+
+    return click.Command(
+        name,
+        callback=refuse,
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+        help=f"Start the local emulators (needs: {install}).",
+        context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    )
 
 
 @click.group(
@@ -124,6 +153,14 @@ def main() -> None:
 )
 @click.option(
     "--concurrency", type=click.IntRange(min=1), help="Cursors reading Auth0 at once (default 8)."
+)
+@click.option(
+    "--skip-log-id",
+    "skip_log_ids",
+    multiple=True,
+    metavar="ID",
+    help="Leave this log out knowingly (one Tinybird refused as too large: exit 9 names it); "
+    "recorded in the state and shown by status. Repeatable.",
 )
 @click.option(
     "--until-stream-start",
@@ -173,6 +210,7 @@ def run(
     dry_run: bool,
     output: Path | None,
     concurrency: int | None,
+    skip_log_ids: tuple[str, ...],
     until_stream_start: bool,
     resume_from_tinybird: bool,
     pii: str | None,
@@ -196,6 +234,12 @@ def run(
             )
         if skip_existing and allow_duplicates:
             raise click.UsageError("--skip-existing and --allow-duplicates exclude each other.")
+        if until_stream_start and dry_run:
+            raise click.UsageError(
+                "--until-stream-start asks Tinybird where the stream began, and --dry-run does "
+                "not talk to Tinybird: preview with --until-date set to that moment instead."
+            )
+        skipped = tuple(log_id(value, "--skip-log-id") for value in skip_log_ids)
         if resume_from_tinybird and (restart or dry_run):
             raise click.UsageError(
                 "--resume-from-tinybird keeps no checkpoint to restart and sends for real: not "
@@ -237,6 +281,7 @@ def run(
                     resume_from_tinybird=resume_from_tinybird,
                     skip_existing=skip_existing,
                     allow_duplicates=allow_duplicates,
+                    skip_log_ids=skipped,
                 )
                 for settings, stopper in zip(everyone, stoppers, strict=True)
             ]
@@ -386,5 +431,13 @@ def _output(path: Path | None) -> Iterator[Any]:
     if path is None:
         yield None
         return
-    with path.open("wb") as stream:
+    try:
+        stream = path.open("wb")
+    except OSError as error:
+        folder = path.parent if str(path.parent) else Path(".")
+        raise ConfigError(
+            f"--output {path} cannot be written: {error.strerror}.",
+            hint=f"Create {folder} first, or give a file in a folder that exists and is writable.",
+        ) from None
+    with stream:
         yield stream

@@ -1,10 +1,12 @@
 """Every failure the job reports on purpose, and the exit code it ends the process with.
 
 The CLI maps these to exit codes in one place (``BackfillError.exit_code``); messages say what
-happened and what to do next, and never contain a token or a secret.
+happened and what to do next, and never contain a token or a secret (``redact`` hides any that a
+repeated value may carry).
 
 BackfillError                           1  unexpected; also the base of everything below
 ├── ConfigError                         2  flags, settings file, dates, missing credentials
+│   └── HostUnreachableError            2    a configured host does not resolve or refuses us
 ├── Auth0Error                          3  Auth0 refused us
 │   ├── Auth0CredentialsError           3    client credentials or token rejected (401)
 │   ├── Auth0PermissionError            3    token lacks read:logs (403)
@@ -19,6 +21,7 @@ BackfillError                           1  unexpected; also the base of everythi
 ├── RetriesExhaustedError               7  a service kept failing after every retry
 ├── PartialWriteError                   8  Tinybird 422: written in part, never resent
 ├── DataError                           9  Auth0 sent something unusable, or a row too big to send
+│   └── RowsRefusedError                9    Tinybird refused a row as too large, even alone
 ├── CheckFailedError                   10  `check` found a problem, `verify` found missing rows
 ├── SomeTenantsFailedError             11  a multi-tenant run where some tenants failed
 ├── StateLockedError                   75  another run holds the state file (cron overlap)
@@ -27,7 +30,10 @@ BackfillError                           1  unexpected; also the base of everythi
 
 from __future__ import annotations
 
+import re
 import signal
+
+from backfill.redact import redact
 
 # Exit codes, documented in the README's table. Keep them stable: scripts depend on them.
 EXIT_OK = 0
@@ -40,6 +46,8 @@ class BackfillError(Exception):
     kind = "error"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = redact(message)
+        hint = redact(hint) if hint else hint
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -51,6 +59,13 @@ class BackfillError(Exception):
 class ConfigError(BackfillError):
     exit_code = 2
     kind = "config"
+
+
+class HostUnreachableError(ConfigError):
+    """A configured host whose name does not resolve, or that refuses connections, before it
+    ever answered: most likely a setting, so not retried for long."""
+
+    kind = "unreachable"
 
 
 class Auth0Error(BackfillError):
@@ -122,6 +137,16 @@ class DataError(BackfillError):
     kind = "data"
 
 
+class RowsRefusedError(DataError):
+    """Tinybird refused rows as too large even one at a time; every other row was sent."""
+
+    kind = "rows_refused"
+
+    def __init__(self, message: str, *, log_ids: list[str], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.log_ids = log_ids
+
+
 class CheckFailedError(BackfillError):
     exit_code = 10
     kind = "check_failed"
@@ -153,3 +178,13 @@ def short(text: str, limit: int = 160) -> str:
     """A server's words folded to one line and cut to ``limit`` characters, for a message."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def server_words(body: str, fallback: str) -> str:
+    """A server's answer that is not its API's JSON, in a few words: its text, or for an HTML
+    page (a proxy's or load balancer's error page) its title, not its markup."""
+    text = " ".join(body.split())
+    if text[:1] == "<":
+        title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE)
+        return f"{short(title.group(1)) if title else fallback} (an HTML page)"
+    return short(text) or fallback

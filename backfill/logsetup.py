@@ -1,6 +1,7 @@
 """Logs: stdlib logging to stderr, one event per line, ``key=value`` text or JSON for collectors.
 
-stdout is kept for the final summary, so cron and scripts can parse it.
+stdout is kept for the final summary, so cron and scripts can parse it. Every line goes through
+``redact``: a message that repeats a user's value never carries a secret.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
+
+from backfill.redact import redact
 
 _tenant = threading.local()
 _before_each_line: Callable[[], None] | None = None
@@ -52,14 +55,14 @@ class TextFormatter(logging.Formatter):
         line = f"{prefix} {record.getMessage()}"
         if record.exc_info and record.levelno >= logging.ERROR:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return redact(line)
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, event, and the key=value fields parsed."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        message = redact(record.getMessage())
         document: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),

@@ -3,12 +3,16 @@
 Auth0: the credentials work and carry ``read:logs``; the oldest log Auth0 still has (the window a
 backfill can reach). Tinybird: the token is valid for this host's region, the data source
 exists, its jsonpaths match the envelope this job writes, and appending is allowed.
+
+Every check has its line, whatever happens to the others: a service that cannot be reached fails
+its first check and skips the rest of its own. Requests are short here (``for_check``): a host
+that does not answer ends ``check`` within seconds, not after the run's long retries.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -34,8 +38,22 @@ from backfill.timeutil import humanize, parse_record_date, utcnow
 from backfill.tinybird.datafile import Datafile, DatafileError, parse_datafile, seed_datafile_text
 from backfill.tinybird.events import TinybirdEvents
 from backfill.tinybird.query import TinybirdQuery
+from backfill.transport import unreachable_reason
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
+
+# check's requests: each bounded as a whole by 5 s, tried at most twice within 6 s.
+CHECK_TIMEOUT, CHECK_ATTEMPTS, CHECK_SECONDS = 5.0, 2, 6.0
+
+
+def for_check(settings: Settings) -> Settings:
+    """The settings with short requests and no long retries: check answers within seconds."""
+    return replace(
+        settings,
+        http_timeout=min(settings.http_timeout, CHECK_TIMEOUT),
+        retry_attempts=min(settings.retry_attempts, CHECK_ATTEMPTS),
+        retry_seconds=min(settings.retry_seconds, CHECK_SECONDS),
+    )
 
 
 @dataclass
@@ -75,6 +93,7 @@ def _plain(type_name: str) -> str:
 
 def run_checks(settings: Settings) -> list[CheckResult]:
     """Every preflight check for one tenant; missing settings are failed checks, not a crash."""
+    settings = for_check(settings)
     results: list[CheckResult] = []
     for name, missing in (
         ("auth0.settings", settings.require_auth0),
@@ -132,20 +151,25 @@ class Preflight:
 
     def _auth0(self) -> None:
         if self._logs is None:
-            self._add("auth0.credentials", SKIP, "no Auth0 settings")
+            for name in ("auth0.credentials", "auth0.read_logs", "auth0.oldest_log"):
+                self._add(name, SKIP, "no Auth0 settings (see auth0.settings)")
             return
         try:
             oldest = self._logs.oldest()
         except Auth0CredentialsError as error:
             self._add("auth0.credentials", FAIL, str(error))
             self._add("auth0.read_logs", SKIP, "needs working credentials")
+            self._add("auth0.oldest_log", SKIP, "needs working credentials")
             return
         except Auth0PermissionError as error:
             self._add("auth0.credentials", PASS, "a Management API token was issued")
             self._add("auth0.read_logs", FAIL, str(error))
+            self._add("auth0.oldest_log", SKIP, "needs read:logs")
             return
-        except BackfillError as error:
+        except BackfillError as error:  # unreachable, retries exhausted, an answer not usable
             self._add("auth0.credentials", FAIL, str(error))
+            self._add("auth0.read_logs", SKIP, "needs Auth0 to answer (see auth0.credentials)")
+            self._add("auth0.oldest_log", SKIP, "needs Auth0 to answer (see auth0.credentials)")
             return
         self._add("auth0.credentials", PASS, "a Management API token was issued")
         self._add("auth0.read_logs", PASS, "GET /api/v2/logs answered: the token has read:logs")
@@ -202,9 +226,19 @@ class Preflight:
 
     def _tinybird(self) -> None:
         if self._query is None or self._events is None:
-            self._add("tinybird.token", SKIP, "TINYBIRD_TOKEN is not set")
+            for name in (
+                "tinybird.token",
+                "tinybird.append",
+                "tinybird.datasource",
+                "tinybird.schema",
+            ):
+                self._add(name, SKIP, "TINYBIRD_TOKEN is not set")
             return
         appended = self._probe_append()
+        if appended is None:  # Tinybird did not answer: its other checks cannot be made
+            for name in ("tinybird.datasource", "tinybird.schema"):
+                self._add(name, SKIP, "needs Tinybird to answer (see tinybird.token)")
+            return
         try:
             described = self._query.describe()
             datafile_text = self._query.datafile()
@@ -215,9 +249,15 @@ class Preflight:
                 "the token cannot read data source details (DATASOURCES:READ); "
                 "set TINYBIRD_READ_TOKEN to check the schema",
             )
+            self._add("tinybird.schema", SKIP, "needs DATASOURCES:READ")
             return
         except TinybirdNotFoundError as error:
             self._add("tinybird.region", FAIL, str(error))
+            self._add("tinybird.schema", SKIP, "needs the data source")
+            return
+        except BackfillError as error:
+            self._add("tinybird.datasource", FAIL, str(error))
+            self._add("tinybird.schema", SKIP, "needs the data source's details")
             return
         if described is None:
             self._add(
@@ -226,6 +266,7 @@ class Preflight:
                 f"no data source {self._datasource!r} at {self._host}: create it from "
                 "tinybird/datasources/auth0.datasource",
             )
+            self._add("tinybird.schema", SKIP, "needs the data source")
             return
         rows = _row_count(described)
         self._add(
@@ -235,22 +276,37 @@ class Preflight:
         )
         self._schema(datafile_text)
 
-    def _probe_append(self) -> bool:
-        """An empty append: proves the token, the region and the right to append, writes nothing."""
+    def _probe_append(self) -> bool | None:
+        """An empty append: proves the token, the region and the right to append, writes nothing.
+        None when Tinybird did not answer at all."""
         assert self._events is not None
         try:
             self._events.probe()
         except httpx.HTTPError as error:
-            self._add("tinybird.token", FAIL, f"{self._host} unreachable: {type(error).__name__}")
-            return False
+            reason = unreachable_reason(error)
+            failure = (
+                f"cannot be reached: {reason}"
+                if reason
+                else f"did not answer within {CHECK_TIMEOUT:.0f}s ({type(error).__name__})"
+            )
+            self._add(
+                "tinybird.token",
+                FAIL,
+                f"{self._host} {failure}. Check TINYBIRD_HOST (your workspace's region host) "
+                "and this machine's network.",
+            )
+            self._add("tinybird.append", SKIP, "needs Tinybird to answer (see tinybird.token)")
+            return None
         except TinybirdNotFoundError as error:
             self._add("tinybird.token", FAIL, str(error))
+            self._add("tinybird.append", SKIP, "needs a token this host recognises")
             return False
         except TinybirdAuthError as error:
             self._add("tinybird.token", PASS, f"recognised by {self._host}")
             self._add("tinybird.append", FAIL, str(error))
             return False
         except (TinybirdError, TransientError) as error:
+            self._add("tinybird.token", SKIP, f"not known: {self._host} answered with a failure")
             self._add("tinybird.append", FAIL, str(error))
             return False
         self._add("tinybird.token", PASS, f"valid for {self._host}")

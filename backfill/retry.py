@@ -4,6 +4,11 @@ Clients turn every answer into either a result, a permanent ``BackfillError`` (n
 ``TransientError`` (retried here). tenacity is the engine; the policy is ours: jittered exponential
 backoff, capped in attempts and in total time, and a wait the server asked for (``Retry-After``,
 a rate-limit reset) wins over the computed one, clamped so a bad header cannot park the job.
+``max_seconds`` bounds each attempt in progress too (``deadline.limit``), not only the waits.
+
+A host that never answered, whose name does not resolve or that refuses connections, is most
+likely a wrong setting: one quick retry, then a ``HostUnreachableError`` that names the host, the
+system's reason and the setting, instead of minutes of backoff.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import TypeVar
 
 import tenacity
 
-from backfill.errors import RetriesExhaustedError
+from backfill import deadline
+from backfill.errors import HostUnreachableError, RetriesExhaustedError
 
 log = logging.getLogger("backfill.retry")
 
@@ -29,8 +35,22 @@ T = TypeVar("T")
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
+# An unreachable host is tried this many times in all, this long apart.
+UNREACHABLE_ATTEMPTS = 2
+UNREACHABLE_PAUSE = 0.5
+
+
 def is_retryable_status(status: int) -> bool:
     return status in RETRYABLE_STATUSES or 520 <= status <= 599
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """A host that never answered: its name does not resolve, or it refused the connection."""
+
+    host: str
+    reason: str  # the system's words
+    setting: str  # where the operator set it, e.g. "AUTH0_DOMAIN (the tenant's domain)"
 
 
 class TransientError(Exception):
@@ -38,7 +58,8 @@ class TransientError(Exception):
 
     ``wait_hint``: seconds the server asked us to wait. ``ambiguous``: the request may have taken
     effect although we saw no success (a lost acknowledgement). ``immediate``: retry without
-    waiting (after a token refresh).
+    waiting (after a token refresh). ``unreachable``: a host that never answered could not be
+    reached (one quick retry only).
     """
 
     def __init__(
@@ -48,12 +69,14 @@ class TransientError(Exception):
         wait_hint: float | None = None,
         ambiguous: bool = False,
         immediate: bool = False,
+        unreachable: Unreachable | None = None,
     ) -> None:
         super().__init__(description)
         self.description = description
         self.wait_hint = wait_hint
         self.ambiguous = ambiguous
         self.immediate = immediate
+        self.unreachable = unreachable
 
 
 def wait_from_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -126,12 +149,16 @@ class RetryPolicy:
         def stop(state: tenacity.RetryCallState) -> bool:
             if state.attempt_number >= self.max_attempts:
                 return True
+            if _transient(state).unreachable and state.attempt_number >= UNREACHABLE_ATTEMPTS:
+                return True
             return self.clock() - started >= self.max_seconds
 
         def wait(state: tenacity.RetryCallState) -> float:
             error = _transient(state)
             if error.immediate:
                 return 0.0
+            if error.unreachable:
+                return UNREACHABLE_PAUSE
             if error.wait_hint is not None:
                 # The server's word wins, clamped, with a little jitter so cursors do not stampede.
                 chosen = min(error.wait_hint, self.max_server_wait) + self.rng.uniform(0, 0.25)
@@ -155,6 +182,11 @@ class RetryPolicy:
                 error.description,
             )
 
+        def bounded() -> T:
+            # What is left of max_seconds also bounds the attempt in progress.
+            with deadline.limit(self.max_seconds - (self.clock() - started)):
+                return attempt()
+
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientError),
             stop=stop,
@@ -164,9 +196,12 @@ class RetryPolicy:
             reraise=True,
         )
         try:
-            return retrying(attempt)
+            return retrying(bounded)
         except TransientError as error:
             elapsed = self.clock() - started
+            attempts = retrying.statistics.get("attempt_number", "?")
+            if error.unreachable is not None:
+                raise unreachable_error(service, error.unreachable, attempts) from None
             raise RetriesExhaustedError(
                 f"{service} kept failing while trying to {action}: {error.description} "
                 f"(gave up after {retrying.statistics.get('attempt_number', '?')} attempts "
@@ -174,6 +209,14 @@ class RetryPolicy:
                 hint="Nothing was lost: the checkpoint is at the last acknowledged batch. "
                 "Run the same command again later.",
             ) from None
+
+
+def unreachable_error(service: str, where: Unreachable, attempts: object) -> HostUnreachableError:
+    return HostUnreachableError(
+        f"{service} at {where.host} cannot be reached: {where.reason} (tried {attempts} times).",
+        hint=f"This is most likely a setting: check {where.setting}. If it is right, check "
+        "this machine's network (DNS, firewall, HTTPS_PROXY).",
+    )
 
 
 def _transient(state: tenacity.RetryCallState) -> TransientError:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from backfill import __version__
+from backfill import __version__, transport
 from backfill.auth0.source import Auth0Logs
 from backfill.auth0.tokens import ClientCredentialsToken, StaticToken, TokenSource
 from backfill.batches import Batch
@@ -25,19 +25,14 @@ from backfill.tinybird.query import TinybirdQuery
 USER_AGENT = f"auth0-backfill/{__version__}"
 
 
-@contextlib.contextmanager
-def http_client(settings: Settings) -> Iterator[httpx.Client]:
-    """One connection pool, large enough for every cursor and every append in flight."""
-    connections = settings.concurrency + settings.in_flight + 4
-    client = httpx.Client(
-        timeout=httpx.Timeout(settings.http_timeout),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        headers={"User-Agent": USER_AGENT},
+def http_client(settings: Settings) -> contextlib.AbstractContextManager[httpx.Client]:
+    """One connection pool, large enough for every cursor and every append in flight; each
+    request bounded as a whole by ``[http] timeout_seconds`` (``transport``)."""
+    return transport.http_client(
+        timeout=settings.http_timeout,
+        connections=settings.concurrency + settings.in_flight + 4,
+        user_agent=USER_AGENT,
     )
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def retry_policy(settings: Settings, sleep: Callable[[float], None]) -> RetryPolicy:
@@ -60,7 +55,7 @@ def auth0_logs(
             client_id=access.client_id,
             client_secret=access.client_secret,
             audience=access.audience,
-            timeout=settings.http_timeout,
+            http=http,
             retry=retry,
         )
     return Auth0Logs(base_url=access.base_url, tokens=tokens, http=http, retry=retry, pacer=pacer)
@@ -84,10 +79,12 @@ def tinybird_events(
     retry: RetryPolicy,
     landed: Callable[[Batch], set[str]] | None = None,
     check_first: bool = False,
+    refuse_alone: bool = True,
 ) -> TinybirdEvents:
     """The sink. ``landed``: how to ask which rows of a batch are already in Tinybird
     (exactly-once resends); None when the token cannot read. ``check_first``: ask before every
-    append, not only before a resend (--skip-existing)."""
+    append, not only before a resend (--skip-existing). ``refuse_alone``: a row too large even
+    alone is left out and reported (a state file records it), else the append stops."""
     return TinybirdEvents(
         host=settings.tinybird_host,
         token=settings.require_tinybird(),
@@ -97,6 +94,7 @@ def tinybird_events(
         landed=landed,
         settle=settings.resume_settle,
         check_first=check_first,
+        refuse_alone=refuse_alone,
     )
 
 

@@ -12,12 +12,15 @@ import tomllib
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from backfill import values as parse
+from backfill.auth0.log_ids import write_time
 from backfill.errors import ConfigError
+from backfill.secret_values import read_secret
+from backfill.timeutil import utcnow
 
 DEFAULT_TINYBIRD_HOST = "https://api.tinybird.co"
 DEFAULT_DATASOURCE = "auth0"
@@ -80,10 +83,10 @@ class Settings:
         env="TINYBIRD_DATASOURCE",
     )
     state: Path = _setting(
-        "run", "state", parse.path, Path(DEFAULT_STATE), env="AUTH0_BACKFILL_STATE"
+        "run", "state", parse.file_path, Path(DEFAULT_STATE), env="AUTH0_BACKFILL_STATE"
     )
     from_date: datetime | None = _setting("run", "from_date", parse.when)
-    from_log_id: str | None = _setting("run", "from_log_id", parse.nonempty)
+    from_log_id: str | None = _setting("run", "from_log_id", parse.log_id)
     until_date: datetime | None = _setting("run", "until_date", parse.when)
     types: tuple[str, ...] = _setting("run", "types", parse.codes, ())
     exclude_types: tuple[str, ...] = _setting("run", "exclude_types", parse.codes, ())
@@ -125,6 +128,20 @@ class Settings:
                 missing.append("AUTH0_CLIENT_SECRET (that application's client secret)")
         return missing
 
+    def missing_tinybird(self) -> list[str]:
+        if self.tinybird_token:
+            return []
+        return ["TINYBIRD_TOKEN (a token that can append to the data source)"]
+
+    def require(self, *, tinybird: bool) -> None:
+        """Every setting a run needs, each missing one named in one error."""
+        missing = self.missing_auth0() + (self.missing_tinybird() if tinybird else [])
+        if missing:
+            raise _missing_error(missing, _AUTH0_TOKEN_ALTERNATIVE if self._no_auth0() else None)
+
+    def _no_auth0(self) -> bool:
+        return not self.auth0_token and not (self.auth0_client_id and self.auth0_client_secret)
+
     def require_auth0(self) -> Auth0Access:
         """The tenant and its credentials; a ConfigError naming every missing one."""
         base_url, token = self.auth0_base_url, self.auth0_token
@@ -132,16 +149,12 @@ class Settings:
         if base_url and (token or (client_id and secret)):
             audience = self.auth0_audience or f"{base_url}/api/v2/"
             return Auth0Access(base_url, audience, token, client_id, secret)
-        raise _missing_error(
-            self.missing_auth0(), "or set AUTH0_TOKEN to an already issued Management API token"
-        )
+        raise _missing_error(self.missing_auth0(), _AUTH0_TOKEN_ALTERNATIVE)
 
     def require_tinybird(self) -> str:
         """``TINYBIRD_TOKEN``; a ConfigError naming it when it is not set."""
         if not self.tinybird_token:
-            raise _missing_error(
-                ["TINYBIRD_TOKEN (a token that can append to the data source)"], None
-            )
+            raise _missing_error(self.missing_tinybird(), None)
         return self.tinybird_token
 
 
@@ -162,6 +175,7 @@ SECRET_VARIABLES = tuple(_SECRET_FIELDS)
 
 
 SECRET_KEYS = {"client_secret", "token", "read_token", "secret", "password"}
+_AUTH0_TOKEN_ALTERNATIVE = "or set AUTH0_TOKEN to an already issued Management API token"
 
 
 def _missing_error(missing: list[str], alternative: str | None) -> ConfigError:
@@ -176,6 +190,23 @@ def load_toml(path: Path) -> dict[str, Any]:
             document = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"Settings file {path} does not exist.") from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"Settings file {path} is a directory.",
+            hint="Point --config (or AUTH0_BACKFILL_CONFIG) at a TOML file, e.g. "
+            "config.example.toml copied and edited.",
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            f"Settings file {path} cannot be read: {error.strerror}.",
+            hint="Check its permissions for this user.",
+        ) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"Settings file {path} is not UTF-8 text (byte {error.object[error.start]:#04x} at "
+            f"offset {error.start}).",
+            hint="TOML files are UTF-8: save it as UTF-8 (e.g. iconv -f latin1 -t utf-8).",
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"Settings file {path} is not valid TOML: {error}.") from None
     _check_keys(document, path)
@@ -252,25 +283,6 @@ def suggest(word: str, choices: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def read_secret(env: Mapping[str, str], name: str) -> str | None:
-    """A secret from ``NAME``, or from the file ``NAME_FILE`` names; never from anywhere else."""
-    value = env.get(name)
-    if value:
-        return value.strip()
-    path = env.get(f"{name}_FILE")
-    if not path:
-        return None
-    try:
-        text = Path(path).read_text().strip()
-    except OSError as error:
-        raise ConfigError(
-            f"{name}_FILE names {path}, which cannot be read: {error.strerror}."
-        ) from None
-    if not text:
-        raise ConfigError(f"{name}_FILE names {path}, which is empty.")
-    return text
-
-
 def resolve(
     flags: Mapping[str, Any],
     env: Mapping[str, str],
@@ -279,6 +291,10 @@ def resolve(
     """Every setting from the first source that has it: flag, environment, file, default."""
     document = load_toml(config_path) if config_path else {}
     values: dict[str, Any] = {}
+    # Secrets first: once read, a message repeating one (a token pasted into the wrong variable)
+    # hides it.
+    for variable, name in _SECRET_FIELDS.items():
+        values[name] = read_secret(env, variable)
     for name, where_from in declared():
         where: str
         raw: Any = flags.get(name)
@@ -292,8 +308,6 @@ def resolve(
         else:
             continue  # the field's default
         values[name] = where_from.parse(raw, where)
-    for variable, name in _SECRET_FIELDS.items():
-        values[name] = read_secret(env, variable)
     if values.get("auth0_base_url") and not values.get("auth0_audience"):
         values["auth0_audience"] = f"{values['auth0_base_url']}/api/v2/"
     settings = Settings(**values)
@@ -301,19 +315,38 @@ def resolve(
     return settings
 
 
+# How far ahead of this machine's clock a start may lie (clocks differ a little).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 def _check_consistency(settings: Settings) -> None:
     if settings.from_date and settings.from_log_id:
         raise ConfigError("Give --from-date or --from-log-id, not both.")
-    if settings.from_log_id is not None and not settings.from_log_id.isdigit():
-        raise ConfigError(
-            f"--from-log-id {settings.from_log_id!r} is not an Auth0 log_id (decimal digits)."
-        )
+    _check_start_not_ahead(settings)
     if settings.from_date and settings.until_date and settings.until_date <= settings.from_date:
         raise ConfigError(
             f"--until-date {settings.until_date.isoformat()} is not after --from-date "
             f"{settings.from_date.isoformat()}: the range would be empty.",
             hint="--until-date is exclusive; give a later one.",
         )
+
+
+def _check_start_not_ahead(settings: Settings) -> None:
+    """A start after now would write a checkpoint in the future: every later run with that
+    state would copy nothing until then."""
+    now = utcnow()
+    starts = [("--from-date", settings.from_date)]
+    if settings.from_log_id is not None:
+        starts.append(("--from-log-id", write_time(settings.from_log_id)))
+    for flag, moment in starts:
+        if moment is not None and moment > now + CLOCK_SKEW:
+            clock = now.isoformat(timespec="seconds")
+            raise ConfigError(
+                f"{flag} starts at {moment.isoformat()}, after now ({clock} on this machine, "
+                f"allowing {CLOCK_SKEW.seconds // 60} minutes of clock skew): there is nothing "
+                "to copy yet.",
+                hint="Give a start in the past (or check this machine's clock).",
+            )
 
 
 def environment() -> dict[str, str]:

@@ -3,8 +3,10 @@ source, readable by a person, never holding a secret.
 
 It records every range of the run and each range's cursor (the last log_id whose batch Tinybird
 acknowledged, filtered-out records included), the appends in flight (so a resume after a crash
-can ask Tinybird which of their rows landed), a per-day ledger of rows sent (for ``verify``), and
-what the run was started with (so a resume with other flags is refused, not silently mixed).
+can ask Tinybird which of their rows landed), a per-day ledger of rows sent (for ``verify``),
+what the run was started with (so a resume with other flags is refused, not silently mixed), and
+the logs left out on purpose: refused by Tinybird as too large (until the operator decides), or
+skipped with ``--skip-log-id``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from backfill import __version__
 from backfill.errors import StateError, StateLockedError
+from backfill.shapes import check_fields
 from backfill.timeutil import iso, utcnow
 
 STATE_FORMAT = "auth0-backfill-state"
@@ -75,6 +78,17 @@ class Gap:
     seconds: float
 
 
+@dataclass
+class LeftOut:
+    """A log that is not in Tinybird on purpose: ``refused`` as too large even alone (the run
+    stopped; the next one tries it again), or ``skipped`` with ``--skip-log-id``."""
+
+    log_id: str
+    date: str | None
+    reason: str
+    at: str  # when it was recorded
+
+
 @dataclass(frozen=True)
 class Acknowledged:
     """What Tinybird acknowledged for one batch; added to the state's totals and the run's."""
@@ -100,6 +114,8 @@ class RunState:
     already_landed_rows: int = 0
     batches: int = 0
     gaps: list[Gap] = field(default_factory=list)
+    refused: list[LeftOut] = field(default_factory=list)
+    skipped: list[LeftOut] = field(default_factory=list)
     running: bool = False  # True while a run holds it: still True after a crash
     saved_at: float = 0.0  # UNIX time of the last save: when its run was last known alive
     last_run: dict[str, Any] = field(default_factory=dict)
@@ -175,9 +191,11 @@ def load(path: Path) -> RunState | None:
     try:
         return _from_json(document)
     except (KeyError, TypeError, ValueError) as error:
+        detail = error.args[0] if isinstance(error, KeyError) else str(error)
         raise StateError(
-            f"State file {path} is damaged: {error!s}.",
-            hint="It was left untouched. Restore it from a backup, or start over with --restart.",
+            f"State file {path} is damaged: {detail}.",
+            hint="It was left untouched. Restore it from a backup, or start over with --restart "
+            "(the damaged file is kept beside the new one).",
         ) from None
 
 
@@ -187,21 +205,55 @@ def _from_json(document: dict[str, Any]) -> RunState:
     for required in ("tenant", "datasource", "tinybird_host", "started_with"):
         if required not in body:
             raise KeyError(f"missing {required!r}")
+    check_fields(RunState, body, "")
     state = RunState(**body)
-    state.ranges = [RangeState(**item) for item in body.get("ranges", [])]
-    state.pending = [PendingAppend(**item) for item in body.get("pending", [])]
-    state.gaps = [Gap(**item) for item in body.get("gaps", [])]
-    if not isinstance(state.ledger, dict) or not all(
-        isinstance(count, int) for count in state.ledger.values()
-    ):
-        raise ValueError("the ledger is not a map of day to row count")
+    state.ranges = [
+        _item(RangeState, item, f"ranges[{index}].") for index, item in _each(body, "ranges")
+    ]
+    state.pending = [
+        _item(PendingAppend, item, f"pending[{index}].") for index, item in _each(body, "pending")
+    ]
+    state.gaps = [_item(Gap, item, f"gaps[{index}].") for index, item in _each(body, "gaps")]
+    state.refused = [
+        _item(LeftOut, item, f"refused[{index}].") for index, item in _each(body, "refused")
+    ]
+    state.skipped = [
+        _item(LeftOut, item, f"skipped[{index}].") for index, item in _each(body, "skipped")
+    ]
     for item in state.ranges:
-        if not isinstance(item.start_after, str) or not item.start_after:
+        if not item.start_after:
             raise ValueError(f"range {item.id} has no start position")
+        for name in ("start", "end", "cursor_date"):
+            value = getattr(item, name)
+            if value is not None and _not_a_date(value):
+                raise ValueError(f"range {item.id}'s {name} {value!r} is not a date")
     return state
 
 
-def check_binding(state: RunState, *, path: Path, tenant: str, datasource: str) -> None:
+def _each(body: dict[str, Any], key: str) -> list[tuple[int, Any]]:
+    return list(enumerate(body.get(key) or []))
+
+
+def _item(cls: Any, item: Any, where: str) -> Any:
+    if not isinstance(item, dict):
+        raise ValueError(f"{where.rstrip('.')} is not an object")
+    check_fields(cls, item, where)
+    return cls(**item)
+
+
+def _not_a_date(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return True
+    return False
+
+
+def check_binding(
+    state: RunState, *, path: Path, tenant: str, datasource: str, tinybird_host: str
+) -> None:
+    """A checkpoint belongs to one tenant, one data source and one Tinybird host: resumed
+    against another workspace, it would send there only the rows after it."""
     if state.tenant != tenant or state.datasource != datasource:
         raise StateError(
             f"State file {path} belongs to tenant {state.tenant} and data source "
@@ -209,11 +261,33 @@ def check_binding(state: RunState, *, path: Path, tenant: str, datasource: str) 
             hint="Use a separate --state per tenant and data source (the file was left "
             "untouched), or --restart to start this one over.",
         )
+    if state.tinybird_host.rstrip("/").lower() != tinybird_host.rstrip("/").lower():
+        raise StateError(
+            f"State file {path} was made for the Tinybird host {state.tinybird_host}, not "
+            f"{tinybird_host} (TINYBIRD_HOST): its checkpoint says what landed there.",
+            hint=f"Set TINYBIRD_HOST={state.tinybird_host} to resume it, or use a separate "
+            f"--state for {tinybird_host} (the file was left untouched), or --restart to start "
+            "this one over.",
+        )
 
 
 def save(path: Path, state: RunState) -> None:
     state.saved_at = round(time.time(), 3)
-    write_atomic(path, (json.dumps(state.to_json(), indent=1, sort_keys=False) + "\n").encode())
+    content = (json.dumps(state.to_json(), indent=1, sort_keys=False) + "\n").encode()
+    try:
+        write_atomic(path, content)
+    except OSError as error:
+        raise unwritable(path, error) from None
+
+
+def unwritable(path: Path, error: OSError) -> StateError:
+    directory = path.parent if str(path.parent) else Path(".")
+    return StateError(
+        f"The state file {path} cannot be written: {error.strerror or error}.",
+        hint=f"Make {directory} writable for this user (and check the disk has room), or point "
+        "--state (or AUTH0_BACKFILL_STATE) at a writable place. The checkpoint on disk is the "
+        "last one written.",
+    )
 
 
 def write_atomic(path: Path, content: bytes) -> None:
@@ -256,8 +330,11 @@ def exclusive(path: Path) -> Iterator[None]:
     leaves a stale lock behind.
     """
     lock_path = path.with_name(path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:  # before anything is read or sent: say so now
+        raise unwritable(path, error) from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -38,6 +38,8 @@ def status_summary(settings: Settings, current: RunState) -> dict[str, Any]:
         "unclean_stop": current.running,
         "gaps": [gap.__dict__ for gap in current.gaps],
         "gap_seconds": sum(gap.seconds for gap in current.gaps),
+        "refused": [entry.__dict__ for entry in current.refused],
+        "skipped": [entry.__dict__ for entry in current.skipped],
         "last_run": current.last_run,
     }
 
@@ -74,6 +76,15 @@ def render_status(summary: dict[str, Any]) -> str:
     if summary["gaps"]:
         hours = summary["gap_seconds"] / 3600
         lines.append(f"Gaps:            {len(summary['gaps'])}, {hours:.1f} h of history skipped")
+    for entry in summary["refused"]:
+        lines.append(
+            f"Refused:         {entry['log_id']} ({entry['date'] or 'no date'}): too large for "
+            f"Tinybird; the next run tries it again, or skip it: --skip-log-id {entry['log_id']}"
+        )
+    for entry in summary["skipped"]:
+        lines.append(
+            f"Skipped:         {entry['log_id']} ({entry['date'] or 'no date'}): {entry['reason']}"
+        )
     return "\n".join(lines)
 
 

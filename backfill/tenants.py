@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from backfill.errors import ConfigError
-from backfill.settings import Settings, load_toml, read_secret, resolve
-from backfill.values import datasource_name, nonempty, normalize_base_url
+from backfill.secret_values import read_secret
+from backfill.settings import Settings, load_toml, resolve
+from backfill.values import datasource_name, file_path, nonempty, normalize_base_url
 
 
 def resolve_tenants(
@@ -87,7 +88,9 @@ def _tenant(
         tinybird_token=secret("tinybird_token_env", None) or base.tinybird_token,
         tinybird_read_token=secret("tinybird_read_token_env", None) or base.tinybird_read_token,
         datasource=datasource,
-        state=Path(str(tenant.get("state") or f"auth0-backfill-state.{name}.json")).expanduser(),
+        state=file_path(
+            tenant.get("state") or f"auth0-backfill-state.{name}.json", f"{where} state"
+        ),
     )
 
 

@@ -21,7 +21,14 @@ def nonempty(value: Any, where: str) -> str:
     return value.strip()
 
 
+def _not_boolean(value: Any, where: str, wanted: str) -> None:
+    # int(True) is 1: a TOML ``concurrency = true`` must not pass for a number.
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} must be {wanted}, not {str(value).lower()} (a boolean).")
+
+
 def positive_int(value: Any, where: str) -> int:
+    _not_boolean(value, where, "a whole number")
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -35,10 +42,13 @@ def positive_int(value: Any, where: str) -> int:
 
 def seconds(*, zero_allowed: bool) -> Callable[[Any, str], float]:
     def parse(value: Any, where: str) -> float:
+        _not_boolean(value, where, "a number of seconds")
         try:
             number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where} must be a number of seconds, not {value!r}.") from None
+        if number != number or number in (float("inf"), float("-inf")):  # nan, inf
+            raise ConfigError(f"{where} must be a finite number of seconds, not {value!r}.")
         if number < 0 or (number == 0 and not zero_allowed):
             bound = "negative" if zero_allowed else "0 or less"
             raise ConfigError(f"{where} must not be {bound}, not {number}.")
@@ -87,9 +97,32 @@ def path(value: Any, where: str) -> Path:
     return Path(nonempty(value, where)).expanduser()
 
 
+def file_path(value: Any, where: str) -> Path:
+    """A file to write (the state file): not an existing directory."""
+    found = path(value, where)
+    if found.is_dir():
+        raise ConfigError(
+            f"{where} names {found}, which is a directory: it must name a file.",
+            hint=f"Give a file in it, e.g. {found / 'auth0-backfill-state.json'}.",
+        )
+    return found
+
+
+def log_id(value: Any, where: str) -> str:
+    """An Auth0 log_id: ASCII digits only (str.isdigit() also takes other scripts' digits)."""
+    text = nonempty(value, where)
+    if not (text.isascii() and text.isdigit()):
+        raise ConfigError(
+            f"{where} {text!r} is not an Auth0 log_id: a log_id is ASCII digits 0-9 only.",
+            hint="Copy it from the log line or the summary that named it "
+            "(e.g. 90020261126075958123...).",
+        )
+    return text
+
+
 def datasource_name(value: Any, where: str = "TINYBIRD_DATASOURCE") -> str:
     name = nonempty(value, where)
-    if not name.replace("_", "").isalnum() or name[0].isdigit():
+    if not (name.isascii() and name.replace("_", "").isalnum()) or name[0].isdigit():
         raise ConfigError(
             f"{where} {name!r} is not a Tinybird data source name "
             "(letters, digits and underscores, not starting with a digit)."
@@ -117,7 +150,7 @@ def normalize_base_url(value: str, *, name: str) -> str:
     if parts.path or parts.query or parts.fragment:
         raise ConfigError(
             f"{name} {value!r} must be only a scheme and host, like "
-            f"{parts.scheme}://{parts.netloc} (no path)."
+            f"{parts.scheme}://{parts.netloc} (no path, query or fragment)."
         )
     if parts.username or parts.password:
         raise ConfigError(f"{name} must not carry credentials in the URL.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-_OBSERVED_SHAPE = re.compile(r"900(\d{14})(\d{6})\d{33}")
+_OBSERVED_SHAPE = re.compile(r"900(\d{14})(\d{6})\d{33}", re.ASCII)  # 0-9 only
 
 
 def write_time(log_id: str) -> datetime | None:
@@ -50,4 +50,4 @@ def synthesize(moment: datetime) -> str:
 
 def order_key(log_id: str) -> tuple[int, str]:
     """Sort key matching Auth0's log_id order: numeric for decimal ids, of any width."""
-    return (len(log_id), log_id) if log_id.isdigit() else (-1, log_id)
+    return (len(log_id), log_id) if log_id.isascii() and log_id.isdigit() else (-1, log_id)

@@ -1,10 +1,10 @@
 """The source: ``GET /api/v2/logs`` by checkpoint and by search, one log, and the Log Streams.
 
-auth0-python exchanges client credentials for a token (``tokens``). Its ``logs.list()`` cannot
-page by checkpoint (no ``from``/``take``, and its model rejects array scopes), so the logs
-themselves are read with httpx. Every request goes through the shared pacer and the shared retry
-policy; every answer is judged in one place, ``judge``: a body to use, a permanent error that says
-what to do, or a transient failure for the retry policy.
+Tokens come from ``tokens``. auth0-python's ``logs.list()`` cannot page by checkpoint (no
+``from``/``take``, and its model rejects array scopes), so the logs are read with httpx, through
+the job's shared client (``transport``). Every request goes through the shared pacer and the
+shared retry policy; every answer is judged in one place, ``judge``: a body to use, a permanent
+error that says what to do, or a transient failure for the retry policy.
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from backfill import transport
 from backfill.auth0.log_ids import order_key
-from backfill.auth0.tokens import TokenSource
+from backfill.auth0.tokens import DOMAIN_SETTING, TokenSource
 from backfill.errors import (
     Auth0CredentialsError,
     Auth0PermissionError,
     Auth0RequestError,
     DataError,
+    server_words,
     short,
 )
 from backfill.pacer import Pacer
@@ -104,12 +106,12 @@ def describe(response: httpx.Response) -> str:
     try:
         body = json.loads(response.content)
     except ValueError:
-        return f"{response.status_code} {short(response.text)}"
+        return f"{response.status_code} {server_words(response.text, response.reason_phrase)}"
     if isinstance(body, dict):
         parts = [str(body.get(key)) for key in ("error", "message", "errorCode") if body.get(key)]
         if parts:
             return f"{response.status_code} " + ": ".join(parts)
-    return f"{response.status_code} {short(response.text)}"
+    return f"{response.status_code} {server_words(response.text, response.reason_phrase)}"
 
 
 class Auth0Logs:
@@ -226,7 +228,9 @@ class Auth0Logs:
                 )
             except httpx.TransportError as error:
                 self._pacer.forget(ticket)
-                raise TransientError(f"{type(error).__name__} from {path}") from None
+                raise transport.transient(
+                    error, f"{type(error).__name__} from {path}", setting=DOMAIN_SETTING
+                ) from None
             self._pacer.observe(ticket, response.status_code, response.headers)
             try:
                 return judge(

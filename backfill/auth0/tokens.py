@@ -1,22 +1,37 @@
 """Management API tokens: one given (``AUTH0_TOKEN``), or one exchanged for client credentials.
 
-auth0-python does the exchange. Its answers are classified here, with the same statuses the
-logs source treats as retriable (``retry.is_retryable_status``).
+The exchange is one ``POST /oauth/token`` (``grant_type=client_credentials``), sent through the
+job's shared HTTP client, so it is bounded, retried and told apart (an unreachable host, a
+refusal) exactly like every other request. (auth0-python, which did it before, sends through
+``requests`` with no way to bound a whole request.) Answers are classified here, with the same
+statuses the logs source treats as retriable (``retry.is_retryable_status``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from backfill.errors import Auth0CredentialsError, Auth0RequestError, short
-from backfill.retry import RetryPolicy, TransientError, is_retryable_status
+import httpx
+
+from backfill import transport
+from backfill.errors import Auth0CredentialsError, Auth0RequestError, server_words, short
+from backfill.retry import (
+    RetryPolicy,
+    TransientError,
+    header,
+    is_retryable_status,
+    wait_from_reset_epoch,
+)
 
 log = logging.getLogger("backfill.auth0")
+
+DOMAIN_SETTING = "AUTH0_DOMAIN (the tenant's domain, e.g. your-tenant.us.auth0.com)"
 
 
 class TokenSource(Protocol):
@@ -50,17 +65,16 @@ class ClientCredentialsToken:
         client_id: str,
         client_secret: str,
         audience: str,
-        timeout: float,
+        http: httpx.Client,
         retry: RetryPolicy,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        parts = urllib.parse.urlsplit(base_url)
-        self._protocol = parts.scheme
-        self._domain = parts.netloc
+        self._url = f"{base_url}/oauth/token"
+        self._domain = urllib.parse.urlsplit(base_url).netloc
         self._client_id = client_id
         self._secret = client_secret
         self._audience = audience
-        self._timeout = timeout
+        self._http = http
         self._retry = retry
         self._clock = clock
         self._lock = threading.Lock()
@@ -86,47 +100,61 @@ class ClientCredentialsToken:
         return True
 
     def _exchange(self) -> tuple[str, float]:
-        # Imported here: auth0-python (and its HTTP stack) is only needed when exchanging.
-        import requests
-        from auth0.authentication import GetToken
-        from auth0.authentication.exceptions import Auth0Error as LibraryAuth0Error
-        from auth0.authentication.exceptions import RateLimitError
-
-        client = GetToken(
-            self._domain,
-            self._client_id,
-            client_secret=self._secret,
-            protocol=self._protocol,
-            timeout=self._timeout,
-            telemetry=False,
-        )
         try:
-            answer = client.client_credentials(self._audience)
-        except RateLimitError as error:
-            wait = error.reset_at - time.time() if error.reset_at and error.reset_at > 0 else None
-            raise TransientError("token endpoint rate limited (429)", wait_hint=wait) from None
-        except LibraryAuth0Error as error:
-            status = error.status_code or 0
-            reason = short(f"{error.error_code}: {error.message}")
-            if is_retryable_status(status):
-                raise TransientError(f"token endpoint answered {status} {reason}") from None
-            if status in (401, 403):
-                raise Auth0CredentialsError(
-                    f"Auth0 refused the client credentials of AUTH0_CLIENT_ID "
-                    f"{self._client_id!r} at {self._domain} ({status} {reason}).",
-                    hint="Check AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET, that the application is "
-                    "authorized for the Auth0 Management API, and that AUTH0_AUDIENCE (default "
-                    f"{self._audience}) is the tenant's canonical domain.",
-                ) from None
-            raise Auth0RequestError(
-                f"Auth0's token endpoint at {self._domain} answered {status} {reason}.",
-                status=status,
-                hint="Check AUTH0_DOMAIN: it must be the tenant's domain.",
+            response = self._http.post(
+                self._url,
+                json={
+                    "grant_type": "client_credentials",
+                    "client_id": self._client_id,
+                    "client_secret": self._secret,
+                    "audience": self._audience,
+                },
+            )
+        except httpx.TransportError as error:
+            raise transport.transient(
+                error,
+                f"token endpoint unreachable ({type(error).__name__})",
+                setting=DOMAIN_SETTING,
             ) from None
-        except requests.RequestException as error:
-            raise TransientError(f"token endpoint unreachable: {type(error).__name__}") from None
-        if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
-            raise TransientError("token endpoint answered 200 without an access_token")
-        lifetime = answer.get("expires_in")
-        seconds = float(lifetime) if isinstance(lifetime, int | float) else 86400.0
-        return answer["access_token"], seconds
+        status = response.status_code
+        body = _json(response)
+        if status == 200:
+            if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+                raise TransientError("token endpoint answered 200 without an access_token")
+            lifetime = body.get("expires_in")
+            seconds = float(lifetime) if isinstance(lifetime, int | float) else 86400.0
+            return body["access_token"], seconds
+        reason = _reason(response, body)
+        if status == 429:
+            wait = wait_from_reset_epoch(header(response.headers, "x-ratelimit-reset"))
+            raise TransientError("token endpoint rate limited (429)", wait_hint=wait)
+        if is_retryable_status(status):
+            raise TransientError(f"token endpoint answered {status} {reason}")
+        if status in (401, 403):
+            raise Auth0CredentialsError(
+                f"Auth0 refused the client credentials of AUTH0_CLIENT_ID "
+                f"{self._client_id!r} at {self._domain} ({status} {reason}).",
+                hint="Check AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET, that the application is "
+                "authorized for the Auth0 Management API, and that AUTH0_AUDIENCE (default "
+                f"{self._audience}) is the tenant's canonical domain.",
+            )
+        raise Auth0RequestError(
+            f"Auth0's token endpoint at {self._domain} answered {status} {reason}.",
+            status=status,
+            hint="Check AUTH0_DOMAIN: it must be the tenant's domain.",
+        )
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return None
+
+
+def _reason(response: httpx.Response, body: Any) -> str:
+    """Auth0's ``error: error_description``, or the start of whatever else it answered."""
+    if isinstance(body, dict) and (body.get("error") or body.get("error_description")):
+        parts = [str(body[key]) for key in ("error", "error_description") if body.get(key)]
+        return short(": ".join(parts))
+    return server_words(response.text, response.reason_phrase)

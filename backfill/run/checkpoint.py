@@ -1,5 +1,5 @@
 """The checkpoint of an earlier run: load it, and refuse it when it is not this run's (another
-tenant or data source, other flags, not ours at all)."""
+tenant, data source or Tinybird host, other flags, not ours at all)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from backfill import state as state_file
+from backfill.auth0.log_ids import write_time
 from backfill.errors import StateError
-from backfill.settings import Settings
+from backfill.settings import CLOCK_SKEW, Settings
 from backfill.state import RunState
-from backfill.timeutil import iso
+from backfill.timeutil import iso, parse_record_date, utcnow
 
 log = logging.getLogger("backfill.job")
 
@@ -29,20 +30,26 @@ def started_with(settings: Settings) -> dict[str, Any]:
     }
 
 
-def load_state(settings: Settings, *, restart: bool) -> RunState | None:
-    """The checkpoint to resume, None to start afresh; refused when it is not this run's."""
+def load_state(settings: Settings, *, restart: bool, touch: bool = True) -> RunState | None:
+    """The checkpoint to resume, None to start afresh; refused when it is not this run's.
+
+    ``touch=False`` (the dry run): decide the same, but leave a damaged file where it is.
+    """
     path = settings.state
     try:
         existing = state_file.load(path)
     except StateError:
         if not restart or _foreign(path):
             raise
-        kept = state_file.set_aside(path)
-        log.warning("state_restart damaged_state_kept_at=%s", kept)
+        if touch:
+            kept = state_file.set_aside(path)
+            log.warning("state_restart damaged_state_kept_at=%s", kept)
         return None
     if existing is None:
         return None
     if restart:
+        if not touch:
+            return None
         log.warning(
             "state_restart discarded=%s rows_already_sent=%d note='rows sent before are not "
             "checked again; they may be duplicated'",
@@ -50,11 +57,39 @@ def load_state(settings: Settings, *, restart: bool) -> RunState | None:
             existing.rows_sent,
         )
         return None
-    state_file.check_binding(
-        existing, path=path, tenant=settings.auth0_domain, datasource=settings.datasource
-    )
-    _check_same_flags(existing, settings, path)
+    check_resumable(existing, settings)
     return existing
+
+
+def check_resumable(existing: RunState, settings: Settings) -> None:
+    """Refuse a checkpoint that is not this run's: another tenant, data source or Tinybird
+    host, or other flags. The dry run asks the same, so its preview matches the run."""
+    state_file.check_binding(
+        existing,
+        path=settings.state,
+        tenant=settings.auth0_domain,
+        datasource=settings.datasource,
+        tinybird_host=settings.tinybird_host,
+    )
+    _check_same_flags(existing, settings, settings.state)
+    _check_not_ahead(existing, settings.state)
+
+
+def _check_not_ahead(existing: RunState, path: Path) -> None:
+    """A checkpoint after now (written by a version that took a start in the future) would
+    make every run copy nothing."""
+    now = utcnow()
+    for item in existing.ranges:
+        if item.done:
+            continue
+        moment = parse_record_date(item.start) if item.start else write_time(item.position)
+        if moment is not None and moment > now + CLOCK_SKEW:
+            raise StateError(
+                f"State file {path} holds a checkpoint at {iso(moment)}, after now: a run from "
+                "it would copy nothing until then.",
+                hint=f"Add --restart with a start in the past to discard {path} and start over "
+                "(or check this machine's clock).",
+            )
 
 
 def _check_same_flags(existing: RunState, settings: Settings, path: Path) -> None:

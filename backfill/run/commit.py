@@ -3,6 +3,9 @@ were read, so the checkpoint never passes a batch Tinybird has not acknowledged;
 batch is sent, the state records it as pending, so a resume after a crash can ask Tinybird which
 of its rows landed (``recover_pending``).
 
+A row Tinybird refused as too large even alone is recorded with its batch, in order, and then
+stops the run (``refused``): every acknowledged batch is recorded, so nothing is sent twice.
+
 ``Committer`` holds no lock of its own: the pipeline calls it under its lock.
 """
 
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 
 from backfill.auth0.log_ids import order_key
 from backfill.batches import Batch
+from backfill.run.refused import record_left_out, refused_error
 from backfill.run.report import Counts
 from backfill.state import Acknowledged, Gap, PendingAppend, RunState
 from backfill.tinybird.events import AppendResult
@@ -33,10 +37,17 @@ class _ReadOrder:
 
 
 class Committer:
-    def __init__(self, state: RunState, save: Callable[[RunState], None], counts: Counts) -> None:
+    def __init__(
+        self,
+        state: RunState,
+        save: Callable[[RunState], None],
+        counts: Counts,
+        stop: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self.state = state
         self.counts = counts
         self._save = save
+        self._stop = stop  # told once a refused row is recorded
         self._orders: dict[int, _ReadOrder] = {}
         self.outstanding = 0  # batches registered and not yet committed or dropped
 
@@ -116,7 +127,13 @@ class Committer:
             batches=1 if batch.rows else 0,
         )
         item.rows += acknowledged.rows
-        self.state.add(acknowledged, batch.days)
+        days = batch.days
+        if result.left_out:
+            days = dict(days)
+            refused = record_left_out(self.state, result.left_out, days)
+            if refused and self._stop is not None:
+                self._stop(refused_error(refused))
+        self.state.add(acknowledged, days)
         self.counts.add(acknowledged)
         self.state.pending = [
             pending

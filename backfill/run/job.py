@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 
 from backfill import __version__, logsetup
 from backfill import state as state_file
-from backfill.errors import BackfillError, Interrupted
+from backfill.errors import BackfillError, Interrupted, StateError
 from backfill.progress import Coverage, ProgressReporter
 from backfill.run.pipeline import Pipeline
+from backfill.run.refused import LeaveOut, settle_refused
 from backfill.run.report import Counts, Report
 from backfill.run.request import JobRequest, Notes
 from backfill.run.start import NothingToDo, Plan, start
@@ -67,9 +68,7 @@ def run_tenants(requests: list[JobRequest]) -> list[Report]:
 
 def run_job(request: JobRequest) -> Report:
     settings = request.settings
-    settings.require_auth0()
-    if not request.dry_run:
-        settings.require_tinybird()
+    settings.require(tinybird=not request.dry_run)
     started = time.monotonic()
     notes = Notes()
     services: Services | None = None
@@ -79,6 +78,8 @@ def run_job(request: JobRequest) -> Report:
     try:
         with _lock(request), _services(request) as services:
             plan = start(request, services, notes)
+            if isinstance(plan, Plan):
+                _left_out(request, services, plan, notes)
             if isinstance(plan, NothingToDo):
                 outcome, exit_code = "nothing_to_do", 0
             else:
@@ -125,6 +126,23 @@ def _types_note(plan: Plan | NothingToDo | None) -> str | None:
     if not isinstance(plan, Plan) or plan.mirrored.type_filter is None:
         return None
     return plan.mirrored.describe_types()
+
+
+def _left_out(request: JobRequest, services: Services, plan: Plan, notes: Notes) -> None:
+    """Logs Tinybird refused before: skipped as asked, or tried once more (``refused``); and the
+    sink leaves out whatever ``--skip-log-id`` names."""
+    skip = frozenset(request.skip_log_ids)
+    settle_refused(
+        plan.state,
+        skip=skip,
+        source=services.auth0,
+        sink=plan.sink,
+        save=_saver(request, plan),
+        note=notes.add,
+        preview=plan.dry_run,
+    )
+    if skip:
+        plan.sink = LeaveOut(plan.sink, skip)
 
 
 def _lock(request: JobRequest) -> contextlib.AbstractContextManager[None]:
@@ -188,6 +206,6 @@ def _execute(
             "version": __version__,
         }
         if plan.persist:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(StateError):  # the run's own error says more
                 state_file.save(request.settings.state, current)
     return outcome

@@ -144,7 +144,7 @@ class Pipeline(Outlet):
         self._already_in_tinybird: set[str] = set(already_in_tinybird or ())
         self._readers_left = 0
         self.counts = Counts()
-        self._commits = Committer(state, save, self.counts)
+        self._commits = Committer(state, save, self.counts, stop=stopper.fail)
 
     # -- the run ----------------------------------------------------------------------------
 

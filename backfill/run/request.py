@@ -33,6 +33,7 @@ class JobRequest:
     resume_from_tinybird: bool = False
     skip_existing: bool = False  # send only what the data source (or its quarantine) lacks
     allow_duplicates: bool = False  # a new checkpoint over rows already there: send anyway
+    skip_log_ids: tuple[str, ...] = ()  # --skip-log-id: logs to leave out knowingly
 
 
 class Notes(list[str]):

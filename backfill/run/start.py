@@ -189,17 +189,12 @@ def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan
 def dry_run(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
     """Envelopes as NDJSON to ``--output`` (or stdout); no Tinybird, the checkpoint untouched."""
     settings = request.settings
-    existing = state_file.load(settings.state)
-    if existing is not None:
-        state_file.check_binding(
-            existing,
-            path=settings.state,
-            tenant=settings.auth0_domain,
-            datasource=settings.datasource,
-        )
-    recorded = existing.started_with.get("mirror") if existing and not request.restart else None
+    # What the run would refuse, the preview refuses (another tenant, data source or host, other
+    # flags, a damaged file without --restart); what it would resume, the preview shows.
+    existing = load_state(settings, restart=request.restart, touch=False)
+    recorded = existing.started_with.get("mirror") if existing is not None else None
     mirrored = mirror(settings, survey.streams(services), recorded, notes.add)
-    if existing is not None and not request.restart:
+    if existing is not None:
         state = existing
     else:
         fresh_state = new_run(services, notes, end=settings.until_date, cursors=1)
@@ -288,6 +283,7 @@ def _plan(
         retry=services.retry,
         landed=query.landed_in if query else None,
         check_first=request.skip_existing,
+        refuse_alone=persist,  # without a state file to hold a refused row, stop before it
     )
     landed_between = None
     if query is not None:

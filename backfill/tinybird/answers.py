@@ -19,6 +19,7 @@ from backfill.errors import (
     TinybirdAuthError,
     TinybirdNotFoundError,
     TinybirdRequestError,
+    server_words,
 )
 from backfill.retry import (
     TransientError,
@@ -28,6 +29,8 @@ from backfill.retry import (
     wait_from_retry_after,
 )
 from backfill.tinybird.region import region_hint
+
+HOST_SETTING = "TINYBIRD_HOST (your workspace's region host, e.g. https://api.tinybird.co)"
 
 
 class Purpose(Enum):
@@ -110,4 +113,4 @@ def error_text(response: httpx.Response) -> str:
     body = json_or_none(response)
     if isinstance(body, dict) and body.get("error"):
         return str(body["error"])[:300]
-    return " ".join(response.text.split())[:160] or response.reason_phrase
+    return server_words(response.text, response.reason_phrase)

@@ -2,10 +2,12 @@
 
 Appends are NDJSON, gzip, ``Authorization: Bearer`` (never ``?token=``: URLs end up in logs) and
 ``wait=true``, so a 200 means the database acknowledged the write. Answers are judged in
-``answers``: 413 splits the batch in halves, 422 stops for good (retrying may duplicate), 429 and
-5xx are retried. A failure after which the rows may have landed anyway (a lost acknowledgement)
-is "ambiguous": before the resend, the sink asks which rows landed (``landed``, a Query API
-lookup) and sends only the rest, when it has a token that can read.
+``answers``: 413 splits the batch in halves, down to single rows (a row refused even alone is left
+out and reported, ``refuse_alone``, so every other row of the batch still lands and is recorded;
+without a state file to hold it, the append stops there instead), 422 stops for good (retrying
+may duplicate), 429 and 5xx are retried. A failure after which the rows may have landed anyway
+(a lost acknowledgement) is "ambiguous": before the resend, the sink asks which rows landed
+(``landed``, a Query API lookup) and sends only the rest, when it has a token that can read.
 """
 
 from __future__ import annotations
@@ -13,16 +15,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
+from backfill import transport
 from backfill.batches import Batch
-from backfill.errors import DataError
+from backfill.errors import RowsRefusedError
 from backfill.retry import RetryPolicy, TransientError
-from backfill.tinybird.answers import Purpose, TooLarge, json_or_none, judge
+from backfill.tinybird.answers import HOST_SETTING, Purpose, TooLarge, json_or_none, judge
 
 log = logging.getLogger("backfill.tinybird")
+
+
+@dataclass(frozen=True)
+class LeftOutRow:
+    """A row of a batch that was not sent: ``refused`` by Tinybird as too large even alone, or
+    ``skipped`` (``--skip-log-id``)."""
+
+    log_id: str
+    date: str | None  # its stamp, for the day ledger
+    why: str  # "refused" or "skipped"
 
 
 @dataclass
@@ -30,11 +43,13 @@ class AppendResult:
     successful_rows: int = 0
     quarantined_rows: int = 0
     already_in_tinybird: int = 0  # rows found in Tinybird before a resend, and not sent again
+    left_out: list[LeftOutRow] = field(default_factory=list)
 
     def __iadd__(self, other: AppendResult) -> AppendResult:
         self.successful_rows += other.successful_rows
         self.quarantined_rows += other.quarantined_rows
         self.already_in_tinybird += other.already_in_tinybird
+        self.left_out.extend(other.left_out)
         return self
 
 
@@ -52,6 +67,7 @@ class TinybirdEvents:
         landed: Callable[[Batch], set[str]] | None = None,
         settle: float = 5.0,
         check_first: bool = False,
+        refuse_alone: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
@@ -62,6 +78,7 @@ class TinybirdEvents:
         self._landed = landed
         self._settle = settle
         self._check_first = check_first and landed is not None
+        self._refuse_alone = refuse_alone
         self._clock = clock
 
     def probe(self) -> None:
@@ -78,11 +95,7 @@ class TinybirdEvents:
             return self._append_once(batch)
         except TooLarge:
             if batch.rows == 1:
-                raise DataError(
-                    f"Tinybird refused log {batch.first_log_id} as too large (413), even alone.",
-                    hint="That record cannot be sent through the Events API. The checkpoint is "
-                    "just before it; run with --from-log-id past it to skip it knowingly.",
-                ) from None
+                return self._refused(batch)
             first, second = batch.halves()
             log.warning(
                 "batch_split reason=413 rows=%d into=%d+%d", batch.rows, first.rows, second.rows
@@ -90,6 +103,18 @@ class TinybirdEvents:
             result = self.append(first)
             result += self.append(second)
             return result
+
+    def _refused(self, batch: Batch) -> AppendResult:
+        log_id = str(batch.first_log_id)
+        log.warning("row_refused log_id=%s reason=413 bytes=%d", log_id, batch.raw_bytes)
+        if not self._refuse_alone:
+            raise RowsRefusedError(
+                f"Tinybird refused log {log_id} as too large (413), even alone: it cannot be "
+                "sent through the Events API. Nothing after it was sent.",
+                log_ids=[log_id],
+                hint=f"Run the same command with --skip-log-id {log_id} to go on without it.",
+            )
+        return AppendResult(left_out=[LeftOutRow(log_id, batch.min_date, "refused")])
 
     def _post(self, body: bytes, *, gzip: bool = True) -> httpx.Response:
         headers = {
@@ -132,10 +157,15 @@ class TinybirdEvents:
             try:
                 response = self._post(current.body)
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-                raise TransientError(f"{type(error).__name__} (not sent)") from None
+                raise transport.transient(
+                    error, f"{type(error).__name__} (not sent)", setting=HOST_SETTING
+                ) from None
             except httpx.TransportError as error:
-                raise TransientError(
-                    f"{type(error).__name__} (may have landed)", ambiguous=True
+                raise transport.transient(
+                    error,
+                    f"{type(error).__name__} (may have landed)",
+                    setting=HOST_SETTING,
+                    ambiguous=True,
                 ) from None
             judge(response, purpose=Purpose.APPEND, host=self.host, datasource=self.datasource)
             result = _counts(response, current.rows)

@@ -13,11 +13,12 @@ from typing import Any
 
 import httpx
 
+from backfill import transport
 from backfill.batches import Batch
 from backfill.errors import TinybirdNotFoundError, TinybirdRequestError
 from backfill.retry import RetryPolicy, TransientError
 from backfill.timeutil import clickhouse_literal
-from backfill.tinybird.answers import Purpose, json_or_none, judge
+from backfill.tinybird.answers import HOST_SETTING, Purpose, json_or_none, judge
 
 
 class TinybirdQuery:
@@ -49,7 +50,9 @@ class TinybirdQuery:
                     headers={"Authorization": f"Bearer {self._token}"},
                 )
             except httpx.TransportError as error:
-                raise TransientError(f"{type(error).__name__} from /v0/sql") from None
+                raise transport.transient(
+                    error, f"{type(error).__name__} from /v0/sql", setting=HOST_SETTING
+                ) from None
             judge(response, purpose=Purpose.QUERY, host=self.host, datasource=self.datasource)
             body = json_or_none(response)
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
@@ -77,7 +80,9 @@ class TinybirdQuery:
                     self.host + path, headers={"Authorization": f"Bearer {self._token}"}
                 )
             except httpx.TransportError as error:
-                raise TransientError(f"{type(error).__name__} from {path}") from None
+                raise transport.transient(
+                    error, f"{type(error).__name__} from {path}", setting=HOST_SETTING
+                ) from None
             if response.status_code == 404:
                 return None
             judge(response, purpose=Purpose.DETAILS, host=self.host, datasource=self.datasource)

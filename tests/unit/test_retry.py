@@ -5,10 +5,12 @@ import random
 
 import pytest
 
-from backfill.errors import RetriesExhaustedError
+from backfill import deadline
+from backfill.errors import HostUnreachableError, RetriesExhaustedError
 from backfill.retry import (
     RetryPolicy,
     TransientError,
+    Unreachable,
     wait_from_reset_epoch,
     wait_from_reset_seconds,
     wait_from_retry_after,
@@ -118,3 +120,30 @@ def test_header_parsers() -> None:
     assert wait_from_reset_epoch("900", now=990.0) == 0.0
     assert wait_from_reset_seconds("3") == 3.0
     assert wait_from_reset_seconds(None) is None
+
+
+def test_an_unreachable_host_gets_one_quick_retry_then_names_the_setting() -> None:
+    clock = Clock()
+    where = Unreachable(
+        "tenant.invalid", "the name does not resolve (Name or service not known)", "AUTH0_DOMAIN"
+    )
+    attempt = failing(10, TransientError("ConnectError", unreachable=where))
+    with pytest.raises(HostUnreachableError) as raised:
+        policy(clock).call(attempt, service="Auth0", action="read logs")  # type: ignore[arg-type]
+    assert attempt.calls["n"] == 2 and clock.sleeps == [0.5]  # type: ignore[attr-defined]
+    message = str(raised.value)
+    assert raised.value.exit_code == 2
+    assert "Auth0 at tenant.invalid cannot be reached: the name does not resolve" in message
+    assert "check AUTH0_DOMAIN" in message and "again later" not in message
+
+
+def test_max_seconds_bounds_the_attempt_in_progress() -> None:
+    seen: list[float | None] = []
+
+    def attempt() -> str:
+        seen.append(deadline.remaining())
+        return "ok"
+
+    assert RetryPolicy(max_seconds=7.0).call(attempt, service="X", action="do") == "ok"
+    assert seen[0] is not None and 6.0 < seen[0] <= 7.0
+    assert deadline.remaining() is None  # outside the call, no deadline is left behind

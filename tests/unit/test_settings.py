@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -147,3 +147,62 @@ def test_bad_numbers_and_names(tmp_path: Path) -> None:
         resolve({}, ENV, write(tmp_path, "[batch]\nmax_rows = 0\n"))
     with pytest.raises(ConfigError, match="not a Tinybird data source name"):
         resolve({}, {**ENV, "TINYBIRD_DATASOURCE": "auth0-logs"}, None)
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "toml", "message"),
+    [
+        ({"concurrency": True}, {}, "", r"not true \(a boolean\)"),
+        ({}, {}, "[run]\nconcurrency = true\n", r"not true \(a boolean\)"),
+        ({}, {}, "[http]\ntimeout_seconds = false\n", "a number of seconds, not false"),
+        ({"from_log_id": "٩٠٠١"}, {}, "", "ASCII digits 0-9 only"),
+        ({"from_log_id": "900 1"}, {}, "", "ASCII digits 0-9 only"),
+        ({"until_date": "9999-12-31"}, {}, "", "out of range"),
+        ({"from_date": "1969-12-31"}, {}, "", "out of range"),
+        ({"from_date": "2099-01-01"}, {}, "", "after now"),
+        ({"from_log_id": "900" + "20990101000000" + "0" * 39}, {}, "", "after now"),
+        (
+            {},
+            {"TINYBIRD_TOKEN": "p.abc\ndef"},
+            "",
+            "TINYBIRD_TOKEN holds a line break at character 6",
+        ),
+        ({}, {"AUTH0_CLIENT_SECRET": "ab cd"}, "", "holds a space or tab"),
+        ({}, {"AUTH0_TOKEN": "abc\x07"}, "", "holds a control character"),
+    ],
+)
+def test_values_that_cannot_be_used(
+    tmp_path: Path, flags: dict[str, object], env: dict[str, str], toml: str, message: str
+) -> None:
+    config = write(tmp_path, toml) if toml else None
+    with pytest.raises(ConfigError, match=message) as refused:
+        resolve(flags, {**ENV, **env}, config)
+    for value in env.values():
+        assert value not in str(refused.value)  # a secret is named, never shown
+
+
+def test_a_start_within_the_clock_skew_is_accepted() -> None:
+    soon = (datetime.now(UTC) + timedelta(minutes=3)).isoformat()
+    assert resolve({"from_date": soon}, ENV, None).from_date is not None
+
+
+def test_every_missing_setting_is_named_at_once() -> None:
+    settings = resolve({}, {}, None)
+    with pytest.raises(ConfigError) as missing:
+        settings.require(tinybird=True)
+    for name in ("AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "TINYBIRD_TOKEN"):
+        assert name in str(missing.value)
+    with pytest.raises(ConfigError) as preview:
+        settings.require(tinybird=False)  # a dry run needs no Tinybird token
+    assert "TINYBIRD_TOKEN" not in str(preview.value)
+
+
+def test_files_that_cannot_be_read_as_settings(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes("[tinybird]\ndatasource = 'caf\xe9'\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xe9"):
+        resolve({}, ENV, latin)
+    with pytest.raises(ConfigError, match="is a directory"):
+        resolve({}, ENV, tmp_path)
+    with pytest.raises(ConfigError, match="Give a file in it"):
+        resolve({"state": str(tmp_path)}, ENV, None)

@@ -62,15 +62,75 @@ def test_untrustworthy_files_are_errors_and_left_untouched(
     assert path.read_bytes() == content
 
 
-def test_binding_to_tenant_and_datasource(tmp_path: Path) -> None:
+def test_binding_to_tenant_datasource_and_tinybird_host(tmp_path: Path) -> None:
+    bound = {
+        "tenant": "t.auth0.com",
+        "datasource": "auth0",
+        "tinybird_host": "https://api.tinybird.co",
+    }
+    state_file.check_binding(sample(), path=tmp_path, **bound)  # its own: accepted
     with pytest.raises(StateError, match=r"belongs to tenant t\.auth0\.com"):
-        state_file.check_binding(
-            sample(), path=tmp_path, tenant="other.auth0.com", datasource="auth0"
-        )
+        state_file.check_binding(sample(), path=tmp_path, **{**bound, "tenant": "other.auth0.com"})
     with pytest.raises(StateError, match="data source auth0"):
-        state_file.check_binding(
-            sample(), path=tmp_path, tenant="t.auth0.com", datasource="auth0_2"
-        )
+        state_file.check_binding(sample(), path=tmp_path, **{**bound, "datasource": "auth0_2"})
+    elsewhere = "https://api.eu-central-1.aws.tinybird.co"
+    with pytest.raises(StateError) as refused:
+        state_file.check_binding(sample(), path=tmp_path, **{**bound, "tinybird_host": elsewhere})
+    message = str(refused.value)
+    assert "made for the Tinybird host https://api.tinybird.co, not " + elsewhere in message
+    assert "TINYBIRD_HOST=https://api.tinybird.co" in message and "--restart" in message
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"rows_sent": "12"}, "rows_sent is a string '12', not a whole number"),
+        ({"rows_sent": True}, "rows_sent is a boolean True, not a whole number"),
+        ({"ranges": {"0": {}}}, "ranges is an object"),
+        (
+            {"ranges": [{"id": 0, "start": 5, "end": None, "start_after": "900"}]},
+            r"ranges\[0\]\.start is a number 5",
+        ),
+        (
+            {"ranges": [{"id": 0, "start": "soon", "end": None, "start_after": "900"}]},
+            "start 'soon' is not a date",
+        ),
+        ({"ranges": ["x"]}, r"ranges is a list \['x'\], not a list of objects"),
+        ({"ledger": {"2026-11-01": "5"}}, "ledger is an object"),
+        ({"pending": [{"range": 0}]}, "missing"),
+        ({"tinybird_host": None}, "tinybird_host is null, not a string"),
+        (
+            {"refused": [{"log_id": 9, "date": None, "reason": "x", "at": "y"}]},
+            r"refused\[0\]\.log_id",
+        ),
+    ],
+)
+def test_fields_of_the_wrong_type_are_named(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    path = tmp_path / "state.json"
+    state_file.save(path, sample())
+    document = json.loads(path.read_text())
+    document.update(change)
+    content = json.dumps(document).encode()
+    path.write_bytes(content)
+    with pytest.raises(StateError, match=message) as refused:
+        state_file.load(path)
+    assert "is damaged" in str(refused.value) and "--restart" in str(refused.value)
+    assert path.read_bytes() == content
+
+
+def test_an_unwritable_place_is_a_state_error(tmp_path: Path) -> None:
+    # A file where the state's directory should be: no user can write there, root included.
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with pytest.raises(StateError, match=r"cannot be written: (File exists|Not a directory)"):
+        state_file.save(blocker / "state.json", sample())
+    with (
+        pytest.raises(StateError, match=r"Make .*not-a-directory writable"),
+        state_file.exclusive(blocker / "state.json"),
+    ):
+        pass
 
 
 def test_no_secret_fields_in_the_file(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import pytest
 from backfill.batches import BatchBuilder, BatchLimits
 from backfill.envelope import serialize
 from backfill.errors import (
-    DataError,
     PartialWriteError,
+    RowsRefusedError,
     TinybirdAuthError,
     TinybirdNotFoundError,
     TinybirdRequestError,
@@ -30,7 +30,9 @@ def batch(rows: int = 8):  # type: ignore[no-untyped-def]
     builder = BatchBuilder(BatchLimits(), 0)
     for index in range(rows):
         builder.add_line(
-            serialize({"log_id": f"{index:04d}", "data": {"n": index}}), f"{index:04d}", DAY
+            serialize({"log_id": f"{index:04d}", "data": {"n": index, "date": DAY}}),
+            f"{index:04d}",
+            DAY,
         )
     return builder.close("cursor", seq=0)
 
@@ -98,10 +100,40 @@ def test_413_splits_in_halves_down_to_what_fits() -> None:
     assert sizes[0] == 8 and sorted(size for size in sizes if size <= 2) == [2, 2, 2, 2]
 
 
-def test_a_single_row_too_large_names_its_log_id() -> None:
-    handler = lambda request: httpx.Response(413, json={"error": "too large"})  # noqa: E731
-    with pytest.raises(DataError, match="log 0000"):
-        sink(handler).append(batch(1))
+def test_a_row_too_large_even_alone_is_left_out_and_the_rest_lands() -> None:
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        rows = rows_of(request)
+        if "0003" in rows:
+            return httpx.Response(413, json={"error": "too large"})
+        sent.extend(rows)
+        return httpx.Response(200, json={"successful_rows": len(rows), "quarantined_rows": 0})
+
+    result = sink(handler).append(batch())
+    assert sent == ["0000", "0001", "0002", "0004", "0005", "0006", "0007"]
+    assert result.successful_rows == 7
+    assert [(row.log_id, row.date, row.why) for row in result.left_out] == [
+        ("0003", DAY, "refused")
+    ]
+
+
+def test_without_a_state_file_a_refused_row_stops_the_append_before_what_follows() -> None:
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        rows = rows_of(request)
+        if "0003" in rows:
+            return httpx.Response(413, json={"error": "too large"})
+        sent.extend(rows)
+        return httpx.Response(200, json={"successful_rows": len(rows), "quarantined_rows": 0})
+
+    stateless = sink(handler)
+    stateless._refuse_alone = False
+    with pytest.raises(RowsRefusedError, match=r"log 0003 .*--skip-log-id 0003") as refused:
+        stateless.append(batch())
+    assert refused.value.exit_code == 9 and refused.value.log_ids == ["0003"]
+    assert sent == ["0000", "0001", "0002"]  # in order up to it, nothing after
 
 
 def test_422_stops_and_is_never_resent() -> None:

@@ -1,0 +1,171 @@
+"""Logs that are not in Tinybird on purpose, and the one command that gets past one.
+
+A row Tinybird refuses as too large even alone (413) cannot be sent through the Events API. The
+sink leaves it out of its batch (``events.LeftOutRow``), so every other row of the batch still
+lands; the in-order commit records the batch as usual and the row in the state's ``refused``
+list, then stops the run (exit 9) naming it. Every acknowledged batch is recorded, so nothing is
+ever sent twice, and the checkpoint moves on past the refused row instead of stopping before it.
+
+The next run first tries each refused row once more, alone (a 413 that was not the record's
+fault, such as a proxy's limit, passes then). ``--skip-log-id ID`` instead records it as skipped,
+knowingly, and the run goes on. ``--skip-log-id`` also leaves that log out of any batch that
+carries it (``LeaveOut``): without a state file (``--resume-from-tinybird``), where the sink
+stops before a refused row, that is how a run gets past it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from backfill.auth0.log_ids import order_key
+from backfill.batches import Batch, BatchBuilder, BatchLimits
+from backfill.envelope import serialize, to_envelope
+from backfill.errors import DataError, RowsRefusedError
+from backfill.state import Acknowledged, LeftOut, RunState
+from backfill.timeutil import iso, stamp, utcnow
+from backfill.tinybird.events import AppendResult, LeftOutRow
+
+log = logging.getLogger("backfill.job")
+
+REFUSED = "Tinybird refused it as too large (413), even alone"
+SKIPPED = "left out with --skip-log-id"
+
+
+class Sink(Protocol):
+    def append(self, batch: Batch) -> AppendResult: ...
+
+
+class OneLog(Protocol):
+    def get(self, log_id: str) -> dict[str, Any] | None: ...
+
+
+def refused_error(log_ids: list[str]) -> RowsRefusedError:
+    """Exit 9, naming the refused logs and the one command that goes on without them."""
+    many = len(log_ids) > 1
+    shown = ", ".join(log_ids[:5]) + (f" and {len(log_ids) - 5} more" if len(log_ids) > 5 else "")
+    it = "them" if many else "it"
+    flags = " ".join(f"--skip-log-id {log_id}" for log_id in log_ids)
+    return RowsRefusedError(
+        f"Tinybird refused log{'s' if many else ''} {shown} as too large (413), even alone: "
+        f"{it} cannot be sent through the Events API. Every other row was sent and recorded; "
+        f"the state file holds {it} as refused.",
+        log_ids=log_ids,
+        hint=f"To go on without {it}, run the same command with {flags} (recorded in the "
+        f"state, shown by status). A run without it tries {it} once more first.",
+    )
+
+
+def record_left_out(state: RunState, rows: list[LeftOutRow], days: dict[str, int]) -> list[str]:
+    """Note a committed batch's left-out rows in the state; take them off its day counts.
+    The log_ids that were refused (the run must stop)."""
+    at = iso(utcnow())
+    for row in rows:
+        day = row.date[:10] if row.date else "unknown"
+        if days.get(day, 0) > 0:
+            days[day] -= 1
+            if not days[day]:
+                del days[day]
+        target = state.refused if row.why == "refused" else state.skipped
+        target.append(
+            LeftOut(row.log_id, row.date, REFUSED if row.why == "refused" else SKIPPED, at)
+        )
+    return [row.log_id for row in rows if row.why == "refused"]
+
+
+class LeaveOut:
+    """A sink that sends every batch without the logs ``--skip-log-id`` names."""
+
+    def __init__(self, sink: Sink, log_ids: frozenset[str]) -> None:
+        self._sink = sink
+        self._ids = log_ids
+        self._keys = [order_key(log_id) for log_id in log_ids]
+
+    def append(self, batch: Batch) -> AppendResult:
+        found = self._carried(batch)
+        if not found:
+            return self._sink.append(batch)
+        for log_id, _ in found:
+            log.warning("row_skipped log_id=%s reason=--skip-log-id", log_id)
+        rest = batch.without({log_id for log_id, _ in found})
+        result = self._sink.append(rest) if rest.rows else AppendResult()
+        result.left_out.extend(LeftOutRow(log_id, date, "skipped") for log_id, date in found)
+        return result
+
+    def _carried(self, batch: Batch) -> list[tuple[str, str | None]]:
+        if batch.first_log_id is None or batch.last_log_id is None:
+            return []
+        low, high = order_key(batch.first_log_id), order_key(batch.last_log_id)
+        if not any(low <= key <= high for key in self._keys):
+            return []  # the common case: no need to open the batch
+        found = []
+        for line in batch.lines():
+            envelope = json.loads(line)
+            if envelope["log_id"] in self._ids:
+                data = envelope.get("data")
+                date = stamp(data.get("date")) if isinstance(data, dict) else None
+                found.append((envelope["log_id"], date))
+        return found
+
+
+def settle_refused(
+    state: RunState,
+    *,
+    skip: frozenset[str],
+    source: OneLog,
+    sink: Sink,
+    save: Callable[[RunState], None],
+    note: Callable[[str], None],
+    preview: bool,
+) -> None:
+    """Before the run: each refused log is skipped (``--skip-log-id`` names it) or tried once
+    more, alone. Refused again, the run stops there (exit 9) and the state is left as it was."""
+    for entry in list(state.refused):
+        if entry.log_id in skip:
+            state.refused.remove(entry)
+            state.skipped.append(
+                LeftOut(entry.log_id, entry.date, f"{REFUSED}; {SKIPPED}", iso(utcnow()))
+            )
+            note(f"Log {entry.log_id}, which Tinybird refused as too large, is left out as asked.")
+            if not preview:
+                save(state)
+            continue
+        if preview:
+            note(
+                f"Log {entry.log_id} was refused by Tinybird as too large: "
+                "a run tries it again first."
+            )
+            continue
+        record = source.get(entry.log_id)
+        if record is None:
+            raise DataError(
+                f"Log {entry.log_id}, which Tinybird refused as too large, is no longer in Auth0 "
+                "(it aged out of retention): it cannot be tried again.",
+                hint=f"Run the same command with --skip-log-id {entry.log_id} to record it as "
+                "skipped and go on.",
+            )
+        batch = _alone(record)
+        result = sink.append(batch)
+        if result.left_out:
+            raise refused_error([entry.log_id])
+        state.refused.remove(entry)
+        state.add(
+            Acknowledged(
+                rows=result.successful_rows + result.quarantined_rows,
+                quarantined_rows=result.quarantined_rows,
+                already_in_tinybird=result.already_in_tinybird,
+                batches=1,
+            ),
+            batch.days,
+        )
+        note(f"Log {entry.log_id}, refused before as too large, was accepted this time.")
+        save(state)
+
+
+def _alone(record: dict[str, Any]) -> Batch:
+    builder = BatchBuilder(BatchLimits(max_rows=1), range_id=-1)
+    envelope = to_envelope(record)
+    builder.add_line(serialize(envelope), envelope["log_id"], stamp(record.get("date")))
+    return builder.close(None, seq=-1)
