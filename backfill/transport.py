@@ -16,6 +16,7 @@ What it adds to httpx:
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 from collections.abc import Iterable, Iterator
@@ -26,6 +27,8 @@ import httpx
 
 from backfill import deadline
 from backfill.retry import TransientError, Unreachable
+
+log = logging.getLogger("backfill.http")
 
 _PIECE = 64 * 1024  # a write is cut so each piece gets only the time left
 _answered: set[str] = set()
@@ -52,14 +55,21 @@ class DeadlineClient(httpx.Client):
         super().__init__(**options)
         self.whole_seconds = whole_seconds
         # httpx builds its transports (one per proxy from the environment, too); each has an
-        # httpcore pool whose network backend is swapped for one that keeps the deadline.
+        # httpcore pool whose network backend is swapped for one that keeps the deadline. These
+        # are httpx's and httpcore's private attributes (httpx offers no whole-request timeout,
+        # encode/httpx#1450): if a release moves them, each read keeps httpx's own timeout and
+        # the job says so, instead of failing.
         for transport in [self._transport, *self._mounts.values()]:
-            pool = getattr(transport, "_pool", None)
-            if pool is None:
+            if transport is None:  # a NO_PROXY pattern: no transport of its own
                 continue
+            pool = getattr(transport, "_pool", None)
             inner = getattr(pool, "_network_backend", None)
-            if not isinstance(inner, httpcore.NetworkBackend):
-                raise RuntimeError("httpcore changed: its pool has no _network_backend to wrap")
+            if pool is None or not isinstance(inner, httpcore.NetworkBackend):
+                log.warning(
+                    "http_deadline=unavailable reason='this httpx or httpcore release keeps its "
+                    "connections elsewhere' note='each read is bounded, not a whole request'"
+                )
+                continue
             pool._network_backend = DeadlineBackend(inner)
 
     def send(self, request: httpx.Request, **options: Any) -> httpx.Response:
