@@ -143,6 +143,7 @@ def _left_out(request: JobRequest, services: Services, plan: Plan, notes: Notes)
         save=_saver(request, plan),
         note=notes.add,
         preview=plan.dry_run,
+        pii_fields=plan.options.pii_fields,
     )
     if skip:
         plan.sink = LeaveOut(plan.sink, skip)
