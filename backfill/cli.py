@@ -1,7 +1,8 @@
 """The command line: parse, resolve settings, call the job, print the summary, exit with its code.
 
-Only this module knows click. Errors become exit codes in one place (``_fail``); the summary goes
-to stdout (one line, or JSON with ``--json``), everything else to stderr.
+Only this module and ``commands`` know click. Errors become exit codes in one place
+(``errors``); the summary goes to stdout (one line, or JSON with ``--json``), everything else to
+stderr.
 """
 
 from __future__ import annotations
@@ -10,30 +11,28 @@ import importlib
 import importlib.util
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 import click
 
 from backfill import __version__, logsetup
-from backfill import state as state_file
 from backfill.errors import (
     BackfillError,
-    CheckFailedError,
     ConfigError,
 )
-from backfill.preflight import exit_status, run_checks
 from backfill.run.job import JobRequest, Report, Runner, run_requests
 from backfill.run.report import exit_code_of
 from backfill.run.stopper import Stopper, on_signals
-from backfill.settings import environment, resolve
-from backfill.status import render_status, status_summary
+from backfill.settings import environment
 from backfill.tenants import resolve_tenants
 from backfill.values import log_id
-from backfill.verify import verify_state
 
 log = logging.getLogger("backfill.cli")
 
@@ -70,10 +69,16 @@ log_format_option = click.option(
 
 
 class _Commands(click.Group):
-    """The sandbox command is imported only when used: the job itself does not need it."""
+    """``run`` is here; the operator's other commands (``commands``) and the sandbox are imported
+    when used (the job itself does not need the sandbox)."""
 
-    lazy = {"sandbox": "backfill.sandbox.command"}
-    # What each lazy command needs beyond the job's own dependencies: (module, extra).
+    lazy = {
+        "status": "backfill.commands",
+        "check": "backfill.commands",
+        "verify": "backfill.commands",
+        "sandbox": "backfill.sandbox.command",
+    }
+    # What a lazy command needs beyond the job's own dependencies: (module, extra).
     needs = {"sandbox": ("chdb", "sandbox")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -81,7 +86,7 @@ class _Commands(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy:
-            module, extra = self.needs[name]
+            module, extra = self.needs.get(name, ("click", ""))
             if importlib.util.find_spec(module) is None:
                 return _needs_extra(name, module, extra)
             command = getattr(importlib.import_module(self.lazy[name]), name)
@@ -119,6 +124,15 @@ def _needs_extra(name: str, module: str, extra: str) -> click.Command:
 def main() -> None:
     """Copy an Auth0 tenant's historical logs into the Tinybird data source its Log Stream fills,
     as the same envelopes the stream sends, resumably."""
+    # As PID 1 (a container) a process gets only the signals it handles: every command leaves on
+    # SIGTERM with 143 (``run`` installs its own, which lets appends in flight finish).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _leave)
+
+
+def _leave(signum: int, frame: FrameType | None) -> None:
+    sys.stderr.write(f"auth0-backfill: stopped by {signal.Signals(signum).name}\n")
+    sys.exit(128 + signum)
 
 
 @main.command()
@@ -224,7 +238,7 @@ def run(
     """Copy logs from Auth0 into Tinybird, resuming from the checkpoint if there is one."""
     runner = runner or run_requests
     logsetup.configure(log_format=log_format or "text", quiet=quiet)
-    with _errors():
+    with errors():
         if output is not None and not dry_run:
             raise click.UsageError("--output goes with --dry-run.")
         if until_stream_start and (until_date or resume_from_tinybird):
@@ -290,109 +304,6 @@ def run(
         _finish(reports, as_json=as_json, single=single, to_stderr=dry_run and output is None)
 
 
-@main.command()
-@config_option
-@state_option
-@json_option
-def status(config_path: Path | None, state: Path | None, as_json: bool) -> None:
-    """Where the checkpoint stands: newest log_id and date, rows sent, last run."""
-    logsetup.configure()
-    with _errors():
-        settings = resolve({"state": str(state) if state else None}, environment(), config_path)
-        current = state_file.load(settings.state)
-        if current is None:
-            if as_json:
-                click.echo(json.dumps({"state": str(settings.state), "exists": False}))
-            else:
-                click.echo(f"No checkpoint at {settings.state}: the next run starts afresh.")
-            return
-        summary = status_summary(settings, current)
-        if as_json:
-            click.echo(json.dumps(summary, indent=1))
-        else:
-            click.echo(render_status(summary))
-
-
-@main.command()
-@config_option
-@tenant_option
-@json_option
-def check(config_path: Path | None, tenants: tuple[str, ...], as_json: bool) -> None:
-    """Before a long run: credentials, read:logs, the oldest log Auth0 still has, the Tinybird
-    token's region, the data source and its schema, the right to append. One line per check;
-    exits 10 when any fails (warnings do not)."""
-    logsetup.configure(quiet=True)
-    with _errors():
-        everyone = resolve_tenants({}, environment(), config_path, only=tenants)
-        outcome: list[dict[str, Any]] = []
-        failed = False
-        for settings in everyone:
-            results = run_checks(settings)
-            failed = failed or not exit_status(results)
-            if as_json:
-                outcome.append(
-                    {
-                        "tenant": settings.tenant_name or settings.auth0_base_url,
-                        "checks": [result.__dict__ for result in results],
-                    }
-                )
-                continue
-            if settings.tenant_name:
-                click.echo(f"[{settings.tenant_name}]")
-            for result in results:
-                click.echo(result.line())
-        if as_json:
-            click.echo(json.dumps(outcome[0] if len(outcome) == 1 else outcome, indent=1))
-        if failed:
-            sys.exit(CheckFailedError.exit_code)
-
-
-@main.command()
-@config_option
-@state_option
-@click.option("--from-date", metavar=WHEN, help="First day to compare (default: the ledger's).")
-@click.option("--until-date", metavar=WHEN, help="Day to stop before (default: after the last).")
-@click.option(
-    "--by",
-    type=click.Choice(["day", "hour"]),
-    default="day",
-    show_default=True,
-    help="day: against what the run recorded as sent. hour: against Auth0's own logs, so a "
-    "hole of an hour shows (also what verify does without a state file).",
-)
-@json_option
-def verify(
-    config_path: Path | None,
-    state: Path | None,
-    from_date: str | None,
-    until_date: str | None,
-    by: str,
-    as_json: bool,
-) -> None:
-    """After a run: per day, rows in Tinybird (count, uniqExact(log_id)) against the rows the job
-    recorded as sent; quarantined rows since the run began; duplicates and the query that removes
-    them at read time. With --by hour (or no state file): Auth0's logs against Tinybird's rows.
-    Exits 10 when rows are missing or duplicated."""
-    logsetup.configure(quiet=True)
-    with _errors():
-        settings = resolve(
-            {
-                "state": str(state) if state else None,
-                "from_date": from_date,
-                "until_date": until_date,
-            },
-            environment(),
-            config_path,
-        )
-        result = verify_state(settings, state_file.load(settings.state), by=by)
-        if as_json:
-            click.echo(json.dumps(result.to_json(), indent=1))
-        else:
-            click.echo(result.table())
-        if result.missing or result.duplicates:
-            sys.exit(CheckFailedError.exit_code)
-
-
 # -- shared plumbing ----------------------------------------------------------------------------
 
 
@@ -409,7 +320,7 @@ def _finish(
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def errors() -> Iterator[None]:
     """The one place failures become messages and exit codes."""
     try:
         yield

@@ -103,6 +103,14 @@ def run_checks(settings: Settings) -> list[CheckResult]:
             missing()
         except ConfigError as error:
             results.append(CheckResult(name, FAIL, error.message))
+    results.append(
+        CheckResult(
+            "tinybird.host",
+            WARN if settings.tinybird_host_warning else PASS,
+            settings.tinybird_host_warning
+            or f"{settings.tinybird_host} ({settings.tinybird_host_reason})",
+        )
+    )
     with http_client(settings) as http:
         retry = retry_policy(settings, Stopper().sleep)
         logs = events = query = None

@@ -21,6 +21,7 @@ from backfill.auth0.log_ids import write_time
 from backfill.errors import ConfigError
 from backfill.secret_values import read_secret
 from backfill.timeutil import utcnow
+from backfill.tinybird.region import choose_host
 
 DEFAULT_TINYBIRD_HOST = "https://api.tinybird.co"
 DEFAULT_DATASOURCE = "auth0"
@@ -110,6 +111,11 @@ class Settings:
     tinybird_token: str | None = _secret("TINYBIRD_TOKEN")
     tinybird_read_token: str | None = _secret("TINYBIRD_READ_TOKEN")
     tenant_name: str | None = None
+    # Which Tinybird host, and why: TINYBIRD_HOST when set (with a warning when the token names
+    # another region), else the token's region, else the default (``tinybird.region``).
+    tinybird_host_configured: str | None = None
+    tinybird_host_reason: str = "the default"
+    tinybird_host_warning: str | None = None
 
     @property
     def auth0_domain(self) -> str:
@@ -310,9 +316,22 @@ def resolve(
         values[name] = where_from.parse(raw, where)
     if values.get("auth0_base_url") and not values.get("auth0_audience"):
         values["auth0_audience"] = f"{values['auth0_base_url']}/api/v2/"
+    values.update(tinybird_host_choice(values.get("tinybird_host"), values))
     settings = Settings(**values)
     _check_consistency(settings)
     return settings
+
+
+def tinybird_host_choice(configured: str | None, secrets: Mapping[str, Any]) -> dict[str, Any]:
+    """The host fields of Settings: the configured host, else the one the token names."""
+    token = secrets.get("tinybird_token") or secrets.get("tinybird_read_token")
+    choice = choose_host(configured, token)
+    return {
+        "tinybird_host": choice.host,
+        "tinybird_host_configured": configured,
+        "tinybird_host_reason": choice.reason,
+        "tinybird_host_warning": choice.warning,
+    }
 
 
 # How far ahead of this machine's clock a start may lie (clocks differ a little).

@@ -30,7 +30,8 @@ from backfill.shapes import check_fields
 from backfill.timeutil import iso, utcnow
 
 STATE_FORMAT = "auth0-backfill-state"
-STATE_VERSION = 1
+# 2 (0.2.0): adds the stream mirror in started_with, refused and skipped rows; 1 files load.
+STATE_VERSION = 2
 
 
 @dataclass

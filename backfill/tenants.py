@@ -13,7 +13,7 @@ from typing import Any
 
 from backfill.errors import ConfigError
 from backfill.secret_values import read_secret
-from backfill.settings import Settings, load_toml, resolve
+from backfill.settings import Settings, load_toml, resolve, tinybird_host_choice
 from backfill.values import datasource_name, file_path, nonempty, normalize_base_url
 
 
@@ -74,6 +74,16 @@ def _tenant(
             raise ConfigError(f"{where}: client_id_env names ${variable}, which is not set.")
     datasource = datasource_name(str(tenant.get("datasource", base.datasource)))
     host = tenant.get("tinybird_host")
+    configured = (
+        normalize_base_url(host, name=f"{where} tinybird_host")
+        if host
+        else base.tinybird_host_configured
+    )
+    token = secret("tinybird_token_env", None) or base.tinybird_token
+    read_token = secret("tinybird_read_token_env", None) or base.tinybird_read_token
+    host_choice = tinybird_host_choice(
+        configured, {"tinybird_token": token, "tinybird_read_token": read_token}
+    )
     return replace(
         base,
         tenant_name=name,
@@ -82,15 +92,13 @@ def _tenant(
         auth0_audience=tenant.get("audience") or f"{base_url}/api/v2/",
         auth0_client_secret=secret("client_secret_env", None),
         auth0_token=secret("token_env", None),
-        tinybird_host=normalize_base_url(host, name=f"{where} tinybird_host")
-        if host
-        else base.tinybird_host,
-        tinybird_token=secret("tinybird_token_env", None) or base.tinybird_token,
-        tinybird_read_token=secret("tinybird_read_token_env", None) or base.tinybird_read_token,
+        tinybird_token=token,
+        tinybird_read_token=read_token,
         datasource=datasource,
         state=file_path(
             tenant.get("state") or f"auth0-backfill-state.{name}.json", f"{where} state"
         ),
+        **host_choice,
     )
 
 

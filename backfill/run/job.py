@@ -71,6 +71,9 @@ def run_job(request: JobRequest) -> Report:
     settings.require(tinybird=not request.dry_run)
     started = time.monotonic()
     notes = Notes()
+    if settings.tinybird_host_warning:
+        log.warning("tinybird_host=%s mismatch=yes", settings.tinybird_host)
+        notes.add(settings.tinybird_host_warning)
     services: Services | None = None
     plan: Plan | NothingToDo | None = None
     pipeline: Pipeline | None = None
@@ -140,6 +143,7 @@ def _left_out(request: JobRequest, services: Services, plan: Plan, notes: Notes)
         save=_saver(request, plan),
         note=notes.add,
         preview=plan.dry_run,
+        pii_fields=plan.options.pii_fields,
     )
     if skip:
         plan.sink = LeaveOut(plan.sink, skip)

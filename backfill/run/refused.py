@@ -24,6 +24,7 @@ from backfill.auth0.log_ids import order_key
 from backfill.batches import Batch, BatchBuilder, BatchLimits
 from backfill.envelope import serialize, to_envelope
 from backfill.errors import DataError, RowsRefusedError
+from backfill.pii import drop_pii
 from backfill.state import Acknowledged, LeftOut, RunState
 from backfill.timeutil import iso, stamp, utcnow
 from backfill.tinybird.events import AppendResult, LeftOutRow
@@ -119,6 +120,7 @@ def settle_refused(
     save: Callable[[RunState], None],
     note: Callable[[str], None],
     preview: bool,
+    pii_fields: frozenset[str] | None = None,
 ) -> None:
     """Before the run: each refused log is skipped (``--skip-log-id`` names it) or tried once
     more, alone. Refused again, the run stops there (exit 9) and the state is left as it was."""
@@ -146,7 +148,7 @@ def settle_refused(
                 hint=f"Run the same command with --skip-log-id {entry.log_id} to record it as "
                 "skipped and go on.",
             )
-        batch = _alone(record)
+        batch = _alone(record, pii_fields)
         result = sink.append(batch)
         if result.left_out:
             raise refused_error([entry.log_id])
@@ -164,8 +166,11 @@ def settle_refused(
         save(state)
 
 
-def _alone(record: dict[str, Any]) -> Batch:
+def _alone(record: dict[str, Any], pii_fields: frozenset[str] | None) -> Batch:
+    """The record as the run sends it (its personal data dropped with --pii drop)."""
     builder = BatchBuilder(BatchLimits(max_rows=1), range_id=-1)
     envelope = to_envelope(record)
+    if pii_fields:
+        envelope["data"] = drop_pii(envelope["data"], pii_fields)
     builder.add_line(serialize(envelope), envelope["log_id"], stamp(record.get("date")))
     return builder.close(None, seq=-1)

@@ -193,6 +193,14 @@ def test_wrong_region_names_the_host_and_the_region_hosts(harness) -> None:  # t
     assert result.returncode == 4
     assert h.sandbox.tinybird_url in result.stderr
     assert "api.us-east.aws.tinybird.co" in result.stderr
+    # The token names its region: the run says, at start, that the configured host is another.
+    assert "but the token belongs to a workspace in US East" in result.stderr
+    assert "https://api.us-east.tinybird.co" in result.stderr
+    check = h.run(
+        "check", env={"TINYBIRD_TOKEN": h.sandbox.extras()["SANDBOX_TINYBIRD_OTHER_REGION_TOKEN"]}
+    )
+    host_line = next(line for line in check.stdout.splitlines() if "tinybird.host" in line)
+    assert host_line.startswith("WARN") and h.sandbox.tinybird_url in host_line
     no_traceback(result.stderr)
 
 

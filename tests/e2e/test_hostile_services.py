@@ -3,6 +3,7 @@ Tinybird; the real CLI against the sandbox and a small hostile server (``hostile
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -118,6 +119,7 @@ def test_check_reports_every_check_when_hosts_are_unreachable(harness) -> None: 
     assert elapsed < 20, elapsed  # about 15 s at most; was 50 s and one line
     statuses = lines(result.stdout)
     assert statuses == {
+        "tinybird.host": "PASS",
         "auth0.credentials": "FAIL",
         "auth0.read_logs": "SKIP",
         "auth0.oldest_log": "SKIP",
@@ -129,6 +131,22 @@ def test_check_reports_every_check_when_hosts_are_unreachable(harness) -> None: 
     assert "connection was refused" in result.stdout and "AUTH0_DOMAIN" in result.stdout
     assert hanging.url.removeprefix("http://") in result.stdout and "TINYBIRD_HOST" in result.stdout
     assert_clean(h, result, urls=hanging.request_lines)
+
+
+def test_every_command_leaves_on_sigterm(harness) -> None:  # type: ignore[no-untyped-def]
+    """As PID 1 in a container a process gets only the signals it handles: check (like status
+    and verify) handles SIGTERM, and leaves at once with 143."""
+    h: Harness = harness(**SMALL)
+    hanging = Hostile("hang")
+    try:
+        process = h.start("check", env={"TINYBIRD_HOST": hanging.url})
+        time.sleep(1.5)  # inside a request that never gets an answer
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        hanging.close()
+    assert process.returncode == 143, stderr
+    assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
 
 
 def test_check_goes_on_after_a_failing_service(harness) -> None:  # type: ignore[no-untyped-def]

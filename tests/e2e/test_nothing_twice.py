@@ -30,7 +30,7 @@ def test_a_record_too_large_even_alone_is_got_past_with_one_command(harness, tmp
     records = h.records()
     sizes = sorted((line_size(record), record["log_id"]) for record in records)
     (second, _), (largest, too_large) = sizes[-2], sizes[-1]
-    assert largest - second >= 4  # one record alone is over the limit set below
+    assert largest - second >= 2  # one record alone is over the limit set below
     # Tinybird's body limit (10 MB) brought down to between the two largest records.
     limit = (largest + second) // 2
     h.tinybird("/__sandbox/config", method="POST", json={"max_body_bytes": limit})
@@ -49,7 +49,10 @@ def test_a_record_too_large_even_alone_is_got_past_with_one_command(harness, tmp
     assert any(log_id > too_large for log_id in landed)  # later appends landed before the stop
     state = json.loads(h.state.read_text())
     assert [entry["log_id"] for entry in state["refused"]] == [too_large]
-    assert state["rows_sent"] == len(landed) and state["pending"] == []  # every ack recorded
+    # Every acknowledged row is recorded; what is still pending is an append cut short by the
+    # stop (a retry's wait, say), which did not land and which the next run checks first.
+    assert state["rows_sent"] == len(landed)
+    assert not {pending["first_log_id"] for pending in state["pending"]} & set(landed)
     assert_clean(h, first)
     status = h.run("status")
     assert "Refused:" in status.stdout and f"--skip-log-id {too_large}" in status.stdout

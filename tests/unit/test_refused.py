@@ -94,6 +94,25 @@ def test_a_refused_row_is_tried_once_more_first() -> None:
     assert sum(current.ledger.values()) == 1 and saves and "accepted this time" in notes[0]
 
 
+def test_a_refused_row_tried_again_has_its_personal_data_dropped_too() -> None:
+    current, records, log_id = refused_state()
+    for record in records:
+        record["user_name"] = "neo@example.com"
+    sink = FakeTinybird()
+    settle_refused(
+        current,
+        skip=frozenset(),
+        source=FakeAuth0(records),
+        sink=sink,
+        save=lambda _: None,
+        note=lambda _: None,
+        preview=False,
+        pii_fields=frozenset({"email", "username"}),
+    )
+    (row,) = sink.rows
+    assert row["log_id"] == log_id and row["data"]["user_name"] is None
+
+
 def test_refused_again_stops_with_the_state_as_it_was() -> None:
     current, records, log_id = refused_state()
     before = copy.deepcopy(current)

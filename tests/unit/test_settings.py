@@ -7,7 +7,9 @@ import pytest
 
 from backfill.errors import ConfigError
 from backfill.settings import resolve
+from backfill.tenants import resolve_tenants
 from backfill.values import normalize_base_url
+from tests.unit.test_tinybird_region import tinybird_token
 
 ENV = {
     "AUTH0_DOMAIN": "tenant.eu.auth0.com",
@@ -206,3 +208,50 @@ def test_files_that_cannot_be_read_as_settings(tmp_path: Path) -> None:
         resolve({}, ENV, tmp_path)
     with pytest.raises(ConfigError, match="Give a file in it"):
         resolve({"state": str(tmp_path)}, ENV, None)
+
+
+@pytest.mark.parametrize(
+    ("region", "host"),
+    [
+        ("eu_shared", "https://api.tinybird.co"),
+        ("us_east", "https://api.us-east.tinybird.co"),
+        ("gcp-europe-west2", "https://api.europe-west2.gcp.tinybird.co"),
+        ("aws-us-west-2", "https://api.us-west-2.aws.tinybird.co"),
+    ],
+)
+def test_without_tinybird_host_the_token_names_the_host(region: str, host: str) -> None:
+    env = {**ENV, "TINYBIRD_TOKEN": tinybird_token(region)}
+    settings = resolve({}, env, None)
+    assert settings.tinybird_host == host
+    assert settings.tinybird_host_configured is None and settings.tinybird_host_warning is None
+    assert "the token belongs to" in settings.tinybird_host_reason
+
+
+def test_a_tinybird_host_of_another_region_than_the_token_is_kept_and_named() -> None:
+    token = tinybird_token("us-east-aws")
+    env = {**ENV, "TINYBIRD_TOKEN": token, "TINYBIRD_HOST": "https://api.tinybird.co"}
+    settings = resolve({}, env, None)
+    assert settings.tinybird_host == "https://api.tinybird.co"
+    warning = settings.tinybird_host_warning
+    assert warning is not None
+    assert "https://api.tinybird.co" in warning and "https://api.us-east.aws.tinybird.co" in warning
+    assert token not in warning
+
+
+def test_each_tenant_takes_the_host_its_own_token_names(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        '[[tenants]]\nname = "eu"\ndomain = "eu.auth0.com"\nclient_id = "a"\n'
+        'client_secret_env = "SECRET"\n'
+        '[[tenants]]\nname = "us"\ndomain = "us.auth0.com"\nclient_id = "b"\n'
+        'client_secret_env = "SECRET"\ntinybird_token_env = "US_TOKEN"\n',
+    )
+    env = {
+        **ENV,
+        "SECRET": "s",
+        "TINYBIRD_TOKEN": tinybird_token("eu_shared"),
+        "US_TOKEN": tinybird_token("us_east"),
+    }
+    eu, us = resolve_tenants({}, env, config)
+    assert eu.tinybird_host == "https://api.tinybird.co"
+    assert us.tinybird_host == "https://api.us-east.tinybird.co"

@@ -10,7 +10,7 @@ import pytest
 
 from backfill import state as state_file
 from backfill.errors import StateError, StateLockedError
-from backfill.state import RangeState, new_state
+from backfill.state import STATE_VERSION, RangeState, new_state
 
 
 def sample() -> state_file.RunState:
@@ -33,7 +33,7 @@ def test_round_trip_and_mode(tmp_path: Path) -> None:
     assert loaded is not None
     assert loaded.ranges[0].cursor == "901" and loaded.ledger == {"2026-11-01": 5}
     document = json.loads(path.read_text())
-    assert document["format"] == "auth0-backfill-state" and document["version"] == 1
+    assert document["format"] == "auth0-backfill-state" and document["version"] == STATE_VERSION == 2
     assert not list(tmp_path.glob("*.tmp"))  # no temp file left behind
 
 
