@@ -33,7 +33,8 @@ def test_round_trip_and_mode(tmp_path: Path) -> None:
     assert loaded is not None
     assert loaded.ranges[0].cursor == "901" and loaded.ledger == {"2026-11-01": 5}
     document = json.loads(path.read_text())
-    assert document["format"] == "auth0-backfill-state" and document["version"] == STATE_VERSION == 2
+    assert document["format"] == "auth0-backfill-state"
+    assert document["version"] == STATE_VERSION == 2
     assert not list(tmp_path.glob("*.tmp"))  # no temp file left behind
 
 
