@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from backfill import table
 from backfill.auth0.source import Auth0Logs
 from backfill.errors import TinybirdNotFoundError, TinybirdRequestError
 from backfill.run.plan import find_start
@@ -130,16 +131,7 @@ class Holes:
                 f"{self.missing:,}",
             )
         )
-        widths = [max(len(row[index]) for row in rows) for index in range(len(header))]
-        lines = [
-            "  ".join(
-                cell.ljust(widths[index]) if index == 0 else cell.rjust(widths[index])
-                for index, cell in enumerate(row)
-            )
-            for row in rows
-        ]
-        lines.insert(1, "-" * len(lines[0]))
-        lines.insert(len(lines) - 1, "-" * len(lines[0]))
+        lines = table.render(rows)
         if len(shown) < len(self.buckets):
             lines.append(
                 f"({len(self.buckets) - len(shown)} {self.by}s agree and are not shown; "

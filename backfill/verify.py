@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from backfill import table
 from backfill.auth0.streams import feeding
 from backfill.errors import ConfigError
 from backfill.holes import Holes, find_holes
@@ -104,16 +105,7 @@ class Verification:
                 f"{self.missing:,}",
             )
         )
-        widths = [max(len(row[index]) for row in lines) for index in range(len(header))]
-        rendered = [
-            "  ".join(
-                cell.ljust(widths[index]) if index == 0 else cell.rjust(widths[index])
-                for index, cell in enumerate(row)
-            )
-            for row in lines
-        ]
-        rendered.insert(1, "-" * len(rendered[0]))
-        rendered.insert(len(rendered) - 1, "-" * len(rendered[0]))
+        rendered = table.render(lines)
         rendered.append("")
         rendered.append(
             f"Quarantined in {self.datasource}_quarantine since the run began ({self.since}): "
