@@ -11,6 +11,7 @@ only when the estimate holds a token beyond a small reserve, so the steady state
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -34,6 +35,8 @@ class _Sample:
 _MIN_LEARNING_WINDOW = 2.0  # seconds: shorter windows see the refill in too few steps
 _MAX_LEARNING_WINDOW = 30.0
 _MAX_RESET_WAIT = 60.0
+_SPARE_CURSORS = 1.25  # cursors beyond rate x round trip: round trips vary, pages take CPU
+_SATURATION_WINDOW = 0.5  # seconds: held back this recently, the limit sets the pace
 
 
 class Pacer:
@@ -66,6 +69,8 @@ class Pacer:
         self._rejected: deque[int] = deque(maxlen=1024)
         self._unlimited = False
         self._stopped = False
+        self._round_trip: float | None = None  # seconds, smoothed over recent answers
+        self._held_at = float("-inf")  # when the limit last held a request back
         self.throttled = 0  # 429s, for the summary
         self.waiting = 0  # callers blocked right now: the limit, not the cursors, sets the pace
 
@@ -87,6 +92,8 @@ class Pacer:
                     ticket, wait = self._try_acquire()
                     if ticket is not None:
                         return ticket
+                    if self._limit is not None:
+                        self._held_at = self._clock()
                     self._cond.wait(timeout=min(wait, 1.0))
         finally:
             with self._cond:
@@ -111,8 +118,39 @@ class Pacer:
 
     @property
     def saturated(self) -> bool:
-        """Requests are waiting for the rate limit: more cursors would not read faster."""
-        return self.waiting > 0
+        """The rate limit held a request back just now: more cursors would not read faster."""
+        with self._cond:
+            return self._clock() - self._held_at < _SATURATION_WINDOW
+
+    @property
+    def limit(self) -> int | None:
+        """The bucket's size, once an answer has told it."""
+        return self._limit
+
+    @property
+    def rate(self) -> float | None:
+        """Requests per second the bucket refills, once learned."""
+        return self._rate
+
+    @property
+    def round_trip(self) -> float | None:
+        """Seconds from a request leaving to its answer, smoothed over recent answers."""
+        return self._round_trip
+
+    def cursors_needed(self, most: int) -> int:
+        """How many requests in flight keep up with the limit, at most ``most``.
+
+        Rate x round trip, with a quarter spare for round trips that vary. Before the rate is
+        learned, the bucket's size stands in for it: every Auth0 plan's bucket holds at least
+        a second of its refill (free 2 and 2/s, enterprise 50 and 16/s), so that many a second
+        is an upper bound. Without a limit or a round trip yet: ``most``.
+        """
+        with self._cond:
+            rate = self._rate or (float(self._limit) if self._limit is not None else None)
+            trip = self._round_trip
+            if self._unlimited or rate is None or trip is None:
+                return most
+        return max(1, min(most, math.ceil(rate * trip * _SPARE_CURSORS)))
 
     # -- the model (callers hold the lock) --------------------------------------------------
 
@@ -159,6 +197,10 @@ class Pacer:
     def _observe(self, ticket: int, status: int, headers: Mapping[str, str]) -> None:
         sent_at = self._in_flight.pop(ticket, None)
         now = self._clock()
+        if sent_at is not None and status != 429:
+            trip = now - sent_at
+            previous = self._round_trip
+            self._round_trip = trip if previous is None else previous + 0.2 * (trip - previous)
         last_answer_at, self._last_answer_at = self._last_answer_at, now
         limit = _int(header(headers, "x-ratelimit-limit"))
         remaining = _int(header(headers, "x-ratelimit-remaining"))

@@ -50,6 +50,7 @@ class Committer:
         self._stop = stop  # told once a refused row is recorded
         self._orders: dict[int, _ReadOrder] = {}
         self.outstanding = 0  # batches registered and not yet committed or dropped
+        self.committed = 0  # batches committed in this run (each a checkpoint saved)
 
     def save(self) -> None:
         self._save(self.state)
@@ -116,6 +117,7 @@ class Committer:
             self.save()
 
     def _apply(self, order: _ReadOrder, batch: Batch, result: AppendResult) -> None:
+        self.committed += 1
         item = next(item for item in self.state.ranges if item.id == batch.range_id)
         if batch.cursor_after is not None:
             item.cursor = batch.cursor_after
@@ -163,6 +165,9 @@ class Committer:
                 continue
             if item.end is not None and pending.min_date and item.end <= pending.min_date:
                 continue  # ends before the append's rows begin (ISO strings of one format)
+            first = pending.first_log_id
+            if item.end_id is not None and first and order_key(item.end_id) < order_key(first):
+                continue  # ends at a log_id before the append's first
             return False
         return True
 
