@@ -84,11 +84,20 @@ def http_client(*, timeout: float, connections: int, user_agent: str) -> Iterato
         client.close()
 
 
-@functools.cache
+_trusted_lock = threading.Lock()
+
+
 def _trusted() -> ssl.SSLContext:
     """The certificate authorities to trust, loaded once per process as httpx would load them
     (``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else certifi's): each tenant's client would otherwise
-    load its own copy, about 50 ms of CPU and a megabyte or two each."""
+    load its own copy, about 50 ms of CPU and a megabyte or two each (tenants start together:
+    hence the lock)."""
+    with _trusted_lock:
+        return _load_trusted()
+
+
+@functools.cache
+def _load_trusted() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 

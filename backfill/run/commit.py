@@ -50,7 +50,6 @@ class Committer:
         self._stop = stop  # told once a refused row is recorded
         self._orders: dict[int, _ReadOrder] = {}
         self.outstanding = 0  # batches registered and not yet committed or dropped
-        self.committed = 0  # batches committed in this run (each a checkpoint saved)
 
     def save(self) -> None:
         self._save(self.state)
@@ -117,7 +116,6 @@ class Committer:
             self.save()
 
     def _apply(self, order: _ReadOrder, batch: Batch, result: AppendResult) -> None:
-        self.committed += 1
         item = next(item for item in self.state.ranges if item.id == batch.range_id)
         if batch.cursor_after is not None:
             item.cursor = batch.cursor_after

@@ -343,7 +343,7 @@ class Pipeline(Outlet):
 
     @property
     def checkpointed(self) -> bool:
-        return self._commits.committed > 0
+        return self.counts.batches > 0  # a batch of rows acknowledged, and its commit saved
 
     def fetched(self, range_id: int, page: list[Record]) -> tuple[str | None, str | None]:
         with self._lock:

@@ -89,10 +89,13 @@ def choose_split(
     A free cursor (fewer ranges busy than ``cursors``) takes part of the range with the most
     pages left, when more cursors would read faster (fewer busy than ``needed``, and the rate
     limit holds no request back), or when that range would otherwise be read alone at the end.
-    The range keeps about its share of the work left (all pages left over the busy cursors, one
-    more counted), at most half of its own, and the new range takes the rest: in a burst that is
-    just past where the reader stands, so the new range's reader joins the burst at once, where
-    a cut in the middle of the range's time would give it the quiet hours after the burst.
+    The range keeps its share of all the pages left (over the busy cursors, one more counted),
+    at most half of its own, and the new range takes the rest. Its own estimate counts the
+    density where its reader stands over all its span, which in a burst overstates it: a cut in
+    the middle of its time would give the new range the quiet hours after the burst. Its share
+    lies nearer its reader, and each later cut nearer still, so the burst is shared within a
+    few cuts (a cut just past the reader, tried too, shared bursts at once but cut the last
+    ranges of a run into chains of small ones).
 
     Pure: the caller applies it (``victim.end_id = new.start_after``) under its lock.
     """
