@@ -25,18 +25,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import datetime
 
 from backfill.auth0.log_ids import order_key, write_time
-from backfill.batches import Batch, BatchLimits
+from backfill.batches import Batch
 from backfill.errors import Interrupted
 from backfill.run.commit import Committer, recover_pending
+from backfill.run.options import NoProgress, Progress, RunOptions, Sink
 from backfill.run.reader import (
     Outlet,
     RangeReader,
     ReadCounts,
-    ReadOptions,
     Record,
     Source,
     Stopping,
@@ -46,67 +45,10 @@ from backfill.run.steal import PAGE, Fetched, Pace, choose_split
 from backfill.run.stopper import Stopper
 from backfill.state import Gap, PendingAppend, RangeState, RunState
 from backfill.timeutil import iso, utcnow
-from backfill.tinybird.events import AppendResult
 
 log = logging.getLogger("backfill.pipeline")
 
-
-class Sink(Protocol):
-    def append(self, batch: Batch) -> AppendResult: ...
-
-
-class Progress(Protocol):
-    def advance(self, range_id: int, date: datetime | None, records: int) -> None: ...
-
-    def split(self, shortened: RangeState, new: RangeState) -> None: ...
-
-    def tick(self, counts: Counts) -> None: ...
-
-
-class _NoProgress:
-    def advance(self, range_id: int, date: datetime | None, records: int) -> None:
-        pass
-
-    def split(self, shortened: RangeState, new: RangeState) -> None:
-        pass
-
-    def tick(self, counts: Counts) -> None:
-        pass
-
-
-@dataclass
-class RunOptions:
-    limits: BatchLimits = field(default_factory=BatchLimits)
-    concurrency: int = 8
-    in_flight: int = 8
-    late_margin: timedelta = timedelta(seconds=60)
-    keep_type: Callable[[object], bool] | None = None
-    pii_fields: frozenset[str] | None = None  # values dropped before sending (--pii drop)
-    oldest: Record | None = None  # the oldest log Auth0 held at start (--restart-from-oldest)
-    restart_from_oldest: bool = False
-    shutdown_grace: float = 30.0
-    resume_settle: float = 5.0
-    flush_seconds: float = 60.0  # send a range's batch at least this often
-    first_flush_seconds: float = 10.0  # ... and this soon, until the run's first checkpoint
-    take: int = 100
-    # How many cursors keep up with the source's rate limit, at most the number given: beyond
-    # it more cursors read no faster, and a split only adds a partial page.
-    cursors_needed: Callable[[int], int] = lambda most: most
-    saturated: Callable[[], bool] = lambda: False  # the rate limit holds requests back now
-    horizon: datetime | None = None  # where the newest log was at planning (else: now)
-
-    def reading(self) -> ReadOptions:
-        return ReadOptions(
-            limits=self.limits,
-            take=self.take,
-            late_margin=self.late_margin,
-            flush_seconds=self.flush_seconds,
-            first_flush_seconds=self.first_flush_seconds,
-            keep_type=self.keep_type,
-            restart_from_oldest=self.restart_from_oldest,
-            pii_fields=self.pii_fields,
-            oldest=self.oldest,
-        )
+__all__ = ["Pipeline", "Progress", "RunOptions", "Sink"]
 
 
 @dataclass
@@ -140,7 +82,7 @@ class Pipeline(Outlet):
         self._options = options
         self._reading = options.reading()
         self._stopper = stopper
-        self._progress = progress or _NoProgress()
+        self._progress = progress or NoProgress()
         self._landed_between = landed_between
         self._now = now
         self._lock = threading.RLock()
@@ -214,6 +156,13 @@ class Pipeline(Outlet):
         deadline = time.monotonic() + self._options.shutdown_grace
         for thread in senders + readers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        while True:  # a reader stopping may have queued a batch after the last sender left
+            try:
+                unsent = self._send.get_nowait()
+            except queue.Empty:
+                break
+            if unsent is not None:
+                self._drop(unsent)
         abandoned = [thread.name for thread in senders if thread.is_alive()]
         if abandoned:
             log.warning(

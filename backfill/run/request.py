@@ -10,7 +10,7 @@ from typing import IO, Any
 
 from backfill.batches import BatchLimits
 from backfill.run.mirror import Mirror
-from backfill.run.pipeline import RunOptions
+from backfill.run.options import RunOptions
 from backfill.run.stopper import Stopper
 from backfill.settings import Settings
 

@@ -26,7 +26,7 @@ from backfill.run import stream, survey
 from backfill.run.checkpoint import load_state
 from backfill.run.mirror import Mirror, mirror
 from backfill.run.newrun import NewRun, new_run, new_state
-from backfill.run.pipeline import RunOptions, Sink
+from backfill.run.options import RunOptions, Sink
 from backfill.run.reader import Record
 from backfill.run.request import JobRequest, Notes, run_options
 from backfill.run.retention import aged_out, expired_error
