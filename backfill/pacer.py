@@ -35,7 +35,7 @@ class _Sample:
 _MIN_LEARNING_WINDOW = 2.0  # seconds: shorter windows see the refill in too few steps
 _MAX_LEARNING_WINDOW = 30.0
 _MAX_RESET_WAIT = 60.0
-_SPARE_CURSORS = 1.25  # cursors beyond rate x round trip: round trips vary, pages take CPU
+_SPARE_CURSORS = 1.1  # cursors beyond rate x round trip: round trips vary, pages take CPU
 _SATURATION_WINDOW = 0.5  # seconds: held back this recently, the limit sets the pace
 _PRECISE_TOKENS = 10  # a window this many tokens of refill long gives the rate within a tenth
 
@@ -144,7 +144,7 @@ class Pacer:
     def cursors_needed(self, most: int) -> int:
         """How many requests in flight keep up with the limit, at most ``most``.
 
-        Rate x round trip, with a quarter spare for round trips that vary. Before the rate is
+        Rate x round trip, with a tenth spare for round trips that vary. Before the rate is
         learned, the bucket's size stands in for it: every Auth0 plan's bucket holds at least
         a second of its refill (free 2 and 2/s, enterprise 50 and 16/s), so that many a second
         is an upper bound. Without a limit or a round trip yet: ``most``.
