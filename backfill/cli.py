@@ -31,7 +31,7 @@ from backfill.run.job import JobRequest, Report, Runner, run_requests
 from backfill.run.report import exit_code_of
 from backfill.run.stopper import Stopper, on_signals
 from backfill.settings import environment
-from backfill.tenants import resolve_tenants
+from backfill.tenants import parse_shard, resolve_tenants
 from backfill.values import log_id
 
 log = logging.getLogger("backfill.cli")
@@ -206,6 +206,13 @@ def _leave(signum: int, frame: FrameType | None) -> None:
     help="A new checkpoint over a window the data source already holds rows in: send anyway.",
 )
 @tenant_option
+@click.option(
+    "--shard",
+    metavar="K/N",
+    help="With a [[tenants]] settings file: only the K-th of N disjoint parts of it (K from 0). "
+    "A tenant's part depends only on its name: N processes given K = 0 to N-1 process each "
+    "tenant exactly once.",
+)
 @json_option
 @quiet_option
 @log_format_option
@@ -231,6 +238,7 @@ def run(
     skip_existing: bool,
     allow_duplicates: bool,
     tenants: tuple[str, ...],
+    shard: str | None,
     as_json: bool,
     quiet: bool,
     log_format: str | None,
@@ -274,7 +282,13 @@ def run(
             environment(),
             config_path,
             only=tenants,
+            shard=parse_shard(shard) if shard is not None else None,
         )
+        if not everyone:  # a part of fewer tenants than parts: nothing for this process
+            log.warning(
+                "shard=%s tenants=0 note='no tenant of %s is in this part'", shard, config_path
+            )
+            _finish([], as_json=as_json, single=False)
         logsetup.configure(log_format=everyone[0].log_format, quiet=quiet)
         single = len(everyone) == 1 and everyone[0].tenant_name is None
         if dry_run and not single:

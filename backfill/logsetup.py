@@ -39,6 +39,12 @@ def set_tenant(name: str | None) -> None:
     _tenant.name = name
 
 
+def tenant() -> str | None:
+    """The tenant this thread's log lines are tagged with (to tag a helper thread alike)."""
+    name: str | None = getattr(_tenant, "name", None)
+    return name
+
+
 class _TenantFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.tenant = getattr(_tenant, "name", None)

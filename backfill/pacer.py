@@ -11,6 +11,7 @@ only when the estimate holds a token beyond a small reserve, so the steady state
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -34,6 +35,9 @@ class _Sample:
 _MIN_LEARNING_WINDOW = 2.0  # seconds: shorter windows see the refill in too few steps
 _MAX_LEARNING_WINDOW = 30.0
 _MAX_RESET_WAIT = 60.0
+_SPARE_CURSORS = 1.1  # cursors beyond rate x round trip: round trips vary, pages take CPU
+_SATURATION_WINDOW = 0.5  # seconds: held back this recently, the limit sets the pace
+_PRECISE_TOKENS = 10  # a window this many tokens of refill long gives the rate within a tenth
 
 
 class Pacer:
@@ -66,6 +70,10 @@ class Pacer:
         self._rejected: deque[int] = deque(maxlen=1024)
         self._unlimited = False
         self._stopped = False
+        self._round_trip: float | None = None  # seconds, smoothed over recent answers
+        self._trip_spread = 0.0  # how much round trips vary (mean deviation, smoothed)
+        self._held_at = float("-inf")  # when the limit last held a request back
+        self._exact_seen = False  # a window since the bucket was last full gave the rate
         self.throttled = 0  # 429s, for the summary
         self.waiting = 0  # callers blocked right now: the limit, not the cursors, sets the pace
 
@@ -87,6 +95,8 @@ class Pacer:
                     ticket, wait = self._try_acquire()
                     if ticket is not None:
                         return ticket
+                    if self._limit is not None:
+                        self._held_at = self._clock()
                     self._cond.wait(timeout=min(wait, 1.0))
         finally:
             with self._cond:
@@ -111,8 +121,40 @@ class Pacer:
 
     @property
     def saturated(self) -> bool:
-        """Requests are waiting for the rate limit: more cursors would not read faster."""
-        return self.waiting > 0
+        """The rate limit held a request back just now, or let one through with the last
+        token there was: more cursors would not read faster."""
+        with self._cond:
+            return self._clock() - self._held_at < _SATURATION_WINDOW
+
+    @property
+    def limit(self) -> int | None:
+        """The bucket's size, once an answer has told it."""
+        return self._limit
+
+    @property
+    def rate(self) -> float | None:
+        """Requests per second the bucket refills, once learned."""
+        return self._rate
+
+    @property
+    def round_trip(self) -> float | None:
+        """Seconds from a request leaving to its answer, smoothed over recent answers."""
+        return self._round_trip
+
+    def cursors_needed(self, most: int) -> int:
+        """How many requests in flight keep up with the limit, at most ``most``.
+
+        Rate x round trip, with a tenth spare for round trips that vary. Before the rate is
+        learned, the bucket's size stands in for it: every Auth0 plan's bucket holds at least
+        a second of its refill (free 2 and 2/s, enterprise 50 and 16/s), so that many a second
+        is an upper bound. Without a limit or a round trip yet: ``most``.
+        """
+        with self._cond:
+            rate = self._rate or (float(self._limit) if self._limit is not None else None)
+            trip = self._round_trip
+            if self._unlimited or rate is None or trip is None:
+                return most
+        return max(1, min(most, math.ceil(rate * trip * _SPARE_CURSORS)))
 
     # -- the model (callers hold the lock) --------------------------------------------------
 
@@ -130,11 +172,14 @@ class Pacer:
             return self._issue(now), 0.0
         self._refill(now)
         needed = 1.0 + (self._reserve if self._limit > self._reserve + 1 else 0)
-        if self._tokens >= needed:
+        coming = self._rate * self._safety * self._ahead() if self._rate else 0.0
+        if self._tokens + coming >= needed:
+            if self._tokens + coming < needed + 1.0:
+                self._held_at = now  # the last token there is: the limit sets the pace
             self._tokens -= 1.0
             return self._issue(now), 0.0
         if self._rate:
-            return None, (needed - self._tokens) / (self._rate * self._safety)
+            return None, (needed - self._tokens - coming) / (self._rate * self._safety)
         # Rate not learned yet: an answer in flight will tell us more; with none in flight,
         # one probe once the server said tokens are added again.
         if self._in_flight:
@@ -142,6 +187,16 @@ class Pacer:
         if now >= self._reset_at:
             return self._issue(now), 0.0
         return None, self._reset_at - now
+
+    def _ahead(self) -> float:
+        """With no other request in flight, the refill until this one is counted may be spent
+        now: it is counted as far into its round trip as the last one was, and the estimate
+        counted that one in the middle (half a round trip, less twice how much round trips
+        vary). Without it a lone cursor (a small bucket) would wait for each token and only
+        then send, losing that time on every request. With others in flight, they fill it."""
+        if self._round_trip is None or self._in_flight:
+            return 0.0
+        return max(0.0, self._round_trip / 2 - 2 * self._trip_spread)
 
     def _issue(self, now: float) -> int:
         ticket = self._next_seq
@@ -159,6 +214,14 @@ class Pacer:
     def _observe(self, ticket: int, status: int, headers: Mapping[str, str]) -> None:
         sent_at = self._in_flight.pop(ticket, None)
         now = self._clock()
+        if sent_at is not None and status != 429:
+            trip = now - sent_at
+            previous = self._round_trip
+            if previous is None:
+                self._round_trip, self._trip_spread = trip, trip / 4
+            else:  # smoothed as TCP smooths its round trip and that round trip's variation
+                self._trip_spread += 0.25 * (abs(trip - previous) - self._trip_spread)
+                self._round_trip = previous + 0.125 * (trip - previous)
         last_answer_at, self._last_answer_at = self._last_answer_at, now
         limit = _int(header(headers, "x-ratelimit-limit"))
         remaining = _int(header(headers, "x-ratelimit-remaining"))
@@ -222,10 +285,17 @@ class Pacer:
         lower = self._estimate(self._history)
         if exact is not None:
             self._rate = exact
+            # "remaining" is a whole number: a window gives the rate to within a token over it
+            self._exact_seen |= exact * (sample.at - self._samples[0].at) >= _PRECISE_TOKENS
         elif lower is not None:
             self._rate = max(lower, self._rate or 0.0)
         if full and self._rate:
-            self._rate *= 1.02
+            # Until a window has shown the exact refill the rate is only a lower bound, and a
+            # full bucket means it lost refill: raise it by a tenth, up to the bucket's size a
+            # second (every Auth0 bucket holds at least a second of its refill). After, 2%.
+            self._rate *= 1.02 if self._exact_seen else 1.1
+        if self._rate:
+            self._rate = min(self._rate, float(self._limit))
 
     def _estimate(self, window: deque[_Sample]) -> float | None:
         first, last = window[0], window[-1]

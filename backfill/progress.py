@@ -31,8 +31,7 @@ class Coverage:
         self._reached: dict[int, datetime] = {}
         self._done: set[int] = set()
         for item in ranges:
-            low, high = parse_record_date(item.start), parse_record_date(item.end)
-            self._spans[item.id] = (low, high)
+            self._spans[item.id] = item.span()
             if item.done:
                 self._done.add(item.id)
             reached = parse_record_date(item.cursor_date)
@@ -55,8 +54,8 @@ class Coverage:
     def split(self, shortened: RangeState, new: RangeState) -> None:
         with self._lock:
             low, _ = self._spans.get(shortened.id, (None, None))
-            self._spans[shortened.id] = (low, parse_record_date(shortened.end))
-            self._spans[new.id] = (parse_record_date(new.start), parse_record_date(new.end))
+            self._spans[shortened.id] = (low, shortened.span()[1])
+            self._spans[new.id] = new.span()
 
     def fraction(self) -> float:
         now = self._now()

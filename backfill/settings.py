@@ -93,6 +93,7 @@ class Settings:
     exclude_types: tuple[str, ...] = _setting("run", "exclude_types", parse.codes, ())
     pii: str | None = _setting("run", "pii", parse.choice("drop", "keep"))
     concurrency: int = _setting("run", "concurrency", parse.positive_int, 8)
+    tenants_in_flight: int = _setting("run", "tenants_in_flight", parse.positive_int, 50)
     late_margin_seconds: float = _setting("run", "late_margin_seconds", parse.positive_float, 60.0)
     log_format: str = _setting("run", "log_format", parse.choice("text", "json"), "text")
     progress_interval: float = _setting("run", "progress_interval", parse.positive_float, 30.0)
@@ -101,8 +102,11 @@ class Settings:
     max_rows: int = _setting("batch", "max_rows", parse.positive_int, 10_000)
     max_bytes: int = _setting("batch", "max_bytes", parse.positive_int, 8 * 1024 * 1024)
     max_months: int = _setting("batch", "max_months", parse.positive_int, 2)
-    in_flight: int = _setting("batch", "in_flight", parse.positive_int, 4)
+    in_flight: int = _setting("batch", "in_flight", parse.positive_int, 8)
     flush_seconds: float = _setting("batch", "flush_seconds", parse.positive_float, 60.0)
+    first_flush_seconds: float = _setting(
+        "batch", "first_flush_seconds", parse.positive_float, 10.0
+    )
     http_timeout: float = _setting("http", "timeout_seconds", parse.positive_float, 30.0)
     retry_attempts: int = _setting("retry", "max_attempts", parse.positive_int, 8)
     retry_seconds: float = _setting("retry", "max_seconds", parse.positive_float, 600.0)

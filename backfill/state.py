@@ -25,32 +25,62 @@ from pathlib import Path
 from typing import Any
 
 from backfill import __version__
+from backfill.auth0.log_ids import write_time
 from backfill.errors import StateError, StateLockedError
 from backfill.shapes import check_fields
-from backfill.timeutil import iso, utcnow
+from backfill.timeutil import iso, parse_record_date, utcnow
 
 STATE_FORMAT = "auth0-backfill-state"
-# 2 (0.2.0): adds the stream mirror in started_with, refused and skipped rows; 1 files load.
+# 2 (0.2.0): adds the stream mirror in started_with, refused and skipped rows, and ranges that
+# end at a log_id (``end_id``). Version 1 files load; a version 1 job would read past such an
+# end, so it refuses version 2 files as newer.
 STATE_VERSION = 2
 
 
 @dataclass
 class RangeState:
-    """A slice ``[start, end)`` of the run by ``date``, read by its own checkpoint cursor."""
+    """A part of the run, read by its own checkpoint cursor: the logs dated in ``[start, end)``
+    whose log_id lies in ``(start_after, end_id]``.
+
+    Ranges cut by this version share the run's dates and are told apart by log_id alone (every
+    log has exactly one, so they cannot overlap and need no margin between them). Ranges cut by
+    date (version 1 files) keep their dates, and a log_id cut inside one splits those dates' logs
+    exactly as well.
+    """
 
     id: int
     start: str | None  # inclusive lower bound on date; None: everything after start_after
-    end: str | None  # exclusive upper bound on date; None: until caught up
+    end: str | None  # exclusive upper bound on date; None: no bound on date
     start_after: str  # the log_id paging begins after (Auth0's ``from`` is exclusive)
     lead: str | None = None  # a log_id to emit before paging: the oldest log, which from skips
     cursor: str | None = None  # last acknowledged position; None: not started
     cursor_date: str | None = None
     done: bool = False
     rows: int = 0
+    end_id: str | None = None  # inclusive upper bound on log_id; None: no bound on log_id
 
     @property
     def position(self) -> str:
         return self.cursor or self.start_after
+
+    @property
+    def bounded(self) -> bool:
+        """It ends (at a date or a log_id); else it reads until caught up: the open tail."""
+        return self.end is not None or self.end_id is not None
+
+    def span(self) -> tuple[datetime | None, datetime | None]:
+        """Where the range lies in time: from its start (its date bound, or the write time its
+        first log_id carries, whichever is later) to its end (the write time ``end_id``
+        carries, or its date bound); None where unknown or open."""
+        low = _date(self.start)
+        begins = write_time(self.start_after)
+        if begins is not None and (low is None or begins > low):
+            low = begins
+        high = write_time(self.end_id) if self.end_id else None
+        dated = _date(self.end)
+        if dated is not None and (high is None or dated < high):
+            high = dated
+        return low, high
 
 
 @dataclass
@@ -140,7 +170,7 @@ class RunState:
         return (best.cursor, best.cursor_date) if best else (None, None)
 
     def finished(self) -> bool:
-        return all(item.done for item in self.ranges if item.end is not None)
+        return all(item.done for item in self.ranges if item.bounded)
 
     def to_json(self) -> dict[str, Any]:
         document = {"format": STATE_FORMAT, "version": STATE_VERSION, "written_by": __version__}
@@ -228,6 +258,8 @@ def _from_json(document: dict[str, Any]) -> RunState:
             value = getattr(item, name)
             if value is not None and _not_a_date(value):
                 raise ValueError(f"range {item.id}'s {name} {value!r} is not a date")
+        if item.end_id is not None and not (item.end_id.isascii() and item.end_id.isdigit()):
+            raise ValueError(f"range {item.id}'s end_id {item.end_id!r} is not a log_id")
     return state
 
 
@@ -240,6 +272,10 @@ def _item(cls: Any, item: Any, where: str) -> Any:
         raise ValueError(f"{where.rstrip('.')} is not an object")
     check_fields(cls, item, where)
     return cls(**item)
+
+
+def _date(value: str | None) -> datetime | None:
+    return parse_record_date(value) if value else None
 
 
 def _not_a_date(value: str) -> bool:

@@ -10,8 +10,8 @@ from backfill.state import RunState
 
 def status_summary(settings: Settings, current: RunState) -> dict[str, Any]:
     newest_id, newest_date = current.newest()
-    open_ranges = [item for item in current.ranges if item.end is None]
-    bounded = [item for item in current.ranges if item.end is not None]
+    open_ranges = [item for item in current.ranges if not item.bounded]
+    bounded = [item for item in current.ranges if item.bounded]
     return {
         "state": str(settings.state),
         "exists": True,

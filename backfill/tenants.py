@@ -6,8 +6,9 @@ domain, data source, state file, and the environment variables that hold its sec
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +18,55 @@ from backfill.settings import Settings, load_toml, resolve, tinybird_host_choice
 from backfill.values import datasource_name, file_path, nonempty, normalize_base_url
 
 
+@dataclass(frozen=True)
+class Shard:
+    """The ``index``-th of ``count`` disjoint parts of a ``[[tenants]]`` file (``--shard K/N``).
+
+    A tenant's part depends only on its name (a hash of it), so several processes given the
+    same file and K = 0 .. N-1 process each tenant exactly once, whatever the file's order, and
+    a tenant stays in its part when others are added or removed.
+    """
+
+    index: int
+    count: int
+
+    def holds(self, name: str) -> bool:
+        digest = hashlib.sha256(name.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str) -> Shard:
+    """``K/N``: the K-th of N parts, K from 0."""
+    index, slash, count = text.strip().partition("/")
+    if not (slash and index.isascii() and index.isdigit() and count.isascii() and count.isdigit()):
+        raise ConfigError(f"--shard {text!r} is not K/N (e.g. 0/3: the first of three parts).")
+    shard = Shard(int(index), int(count))
+    if shard.count < 1:
+        raise ConfigError(f"--shard {text}: N, the number of parts, is at least 1.")
+    if shard.index >= shard.count:
+        raise ConfigError(
+            f"--shard {text}: K runs from 0 to N-1 (0/{shard.count} to "
+            f"{shard.count - 1}/{shard.count})."
+        )
+    return shard
+
+
 def resolve_tenants(
     flags: Mapping[str, Any],
     env: Mapping[str, str],
     config_path: Path | None,
     *,
     only: tuple[str, ...] = (),
+    shard: Shard | None = None,
 ) -> list[Settings]:
     """One Settings per tenant of a ``[[tenants]]`` file, or the single one otherwise.
 
     Shared sections ([run], [batch] ...) and flags apply to every tenant; each tenant names its
     domain, data source, state file, and the environment variables that hold its secrets.
+    ``only``: these tenants (``--tenant``); ``shard``: those of its part (``--shard``).
     """
     base = resolve(flags, env, config_path)
     document = load_toml(config_path) if config_path else {}
@@ -35,22 +74,32 @@ def resolve_tenants(
     if not tenants:
         if only:
             raise ConfigError("--tenant needs a settings file with [[tenants]] tables.")
+        if shard is not None:
+            raise ConfigError("--shard needs a settings file with [[tenants]] tables.")
         return [base]
-    chosen = [tenant for tenant in tenants if not only or tenant.get("name") in only]
+    named = [(_name(tenant, index), tenant) for index, tenant in enumerate(tenants)]
     unknown = set(only) - {tenant.get("name") for tenant in tenants}
     if unknown:
         raise ConfigError(
             f"--tenant: no tenant named {', '.join(sorted(unknown))} in {config_path}."
         )
-    resolved = [_tenant(base, tenant, env, index) for index, tenant in enumerate(chosen)]
+    chosen = [
+        (name, tenant)
+        for name, tenant in named
+        if (not only or tenant.get("name") in only) and (shard is None or shard.holds(name))
+    ]
+    resolved = [_tenant(base, tenant, env, name) for name, tenant in chosen]
     _check_distinct(resolved)
     return resolved
 
 
+def _name(tenant: Mapping[str, Any], index: int) -> str:
+    return str(tenant.get("name") or f"tenant{index + 1}")
+
+
 def _tenant(
-    base: Settings, tenant: Mapping[str, Any], env: Mapping[str, str], index: int
+    base: Settings, tenant: Mapping[str, Any], env: Mapping[str, str], name: str
 ) -> Settings:
-    name = str(tenant.get("name") or f"tenant{index + 1}")
     where = f"[[tenants]] {name}"
     if "domain" not in tenant:
         raise ConfigError(f"{where} has no domain.")

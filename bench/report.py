@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from backfill.settings import Settings
 from bench.plans import (
     AUTH0_LATENCY,
     MIN_STEADY_SECONDS,
@@ -72,6 +73,9 @@ def _revision() -> str | None:
     return head + ("+dirty" if dirty else "")
 
 
+_DEFAULTS = Settings()  # the job's defaults, which the benchmark runs it with
+
+
 def header(command: str, facts: dict[str, Any], started: datetime) -> list[str]:
     return [
         f"Command: `{command}`  ",
@@ -80,7 +84,7 @@ def header(command: str, facts: dict[str, Any], started: datetime) -> list[str]:
         f"Python {facts['python']}, {facts['platform']}; load average at start "
         f"{' '.join(f'{value:g}' for value in facts['load_average_at_start'])}  ",
         f"Code: {facts['revision'] or 'unknown revision'}; the job with its defaults "
-        "(8 cursors, 4 appends in flight)",
+        f"({_DEFAULTS.concurrency} cursors, {_DEFAULTS.in_flight} appends in flight)",
     ]
 
 

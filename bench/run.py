@@ -19,7 +19,7 @@ Method
   `MultiTenantSandbox` (several, each with its own Auth0 emulator and token bucket, one Tinybird
   emulator with a data source each). The job under test is the real CLI,
   `python -m backfill run --quiet --json`, in a child process with the sandbox's environment,
-  fresh state files and its defaults (8 cursors, 4 appends in flight). The sandbox (chdb
+  fresh state files and its defaults (8 cursors, 8 appends in flight). The sandbox (chdb
   included) is never counted as the job's cost.
 - CPU seconds and peak RSS are the child's own, from `os.wait4`, taken by a small launcher
   (`bench/_launch.py`): on Linux a process forked straight from this one would inherit this

@@ -163,15 +163,17 @@ class Auth0Logs:
         return records
 
     def oldest(self) -> Record | None:
-        """The oldest log Auth0 still retains, by log_id (the order checkpoint paging follows).
+        """The oldest log Auth0 still retains, by log_id (the order checkpoint paging follows)."""
+        return oldest_of(self.oldest_page())
 
-        Search mode sorts by date, which may differ from log_id order by a few seconds, so take
-        the smallest id among the oldest page by date.
-        """
-        first = self.search(sort="date:1", per_page=PAGE_SIZE)
-        if not first:
-            return None
-        return min(first, key=lambda record: order_key(record["log_id"]))
+    def oldest_page(self) -> list[Record]:
+        """The oldest logs Auth0 still retains, a page of them by date."""
+        return self.search(sort="date:1", per_page=PAGE_SIZE)
+
+    def newest_page(self) -> list[Record]:
+        """The newest logs, a page of them by date: where the tenant's logs end, and how dense
+        they are there."""
+        return self.search(sort="date:-1", per_page=PAGE_SIZE)
 
     def get(self, log_id: str) -> Record | None:
         path = f"/api/v2/logs/{urllib.parse.quote(log_id)}"
@@ -248,6 +250,14 @@ class Auth0Logs:
                 ) from None
 
         return self._retry.call(attempt, service="Auth0", action=action)
+
+
+def oldest_of(page: list[Record]) -> Record | None:
+    """The oldest log of a page searched by date, by log_id: search mode sorts by date, which
+    may differ from log_id order by a few seconds, so the smallest id among the page."""
+    if not page:
+        return None
+    return min(page, key=lambda record: order_key(record["log_id"]))
 
 
 def parse_json(content: bytes) -> Any:

@@ -163,6 +163,9 @@ class Committer:
                 continue
             if item.end is not None and pending.min_date and item.end <= pending.min_date:
                 continue  # ends before the append's rows begin (ISO strings of one format)
+            first = pending.first_log_id
+            if item.end_id is not None and first and order_key(item.end_id) < order_key(first):
+                continue  # ends at a log_id before the append's first
             return False
         return True
 

@@ -36,28 +36,46 @@ def run_requests(requests: list[JobRequest], single: bool) -> list[Report]:
 
 
 def run_tenants(requests: list[JobRequest]) -> list[Report]:
-    """Several tenants at once, each with its own clients and pacer; one failing stops no other."""
+    """Several tenants at once, each with its own clients and pacer; one failing stops no other.
+
+    At most ``[run] tenants_in_flight`` of them at a time, each started as another finishes, so
+    the threads, connections and memory a run holds do not grow with the number of tenants.
+    """
+    if not requests:
+        return []
     reports: list[Report | None] = [None] * len(requests)
+    upcoming = iter(range(len(requests)))
+    lock = threading.Lock()
 
     def one(index: int) -> None:
         request = requests[index]
-        logsetup.set_tenant(request.settings.tenant_name)
+        settings = request.settings
+        logsetup.set_tenant(settings.tenant_name)
         try:
+            if request.stopper.signum is not None:  # stopped before its turn: not started
+                raise Interrupted(request.stopper.signum)
             reports[index] = run_job(request)
         except BackfillError as error:  # settings problems found late (e.g. missing secret)
-            settings = request.settings
             reports[index] = Report.build(
                 tenant=settings.tenant_name or str(settings.auth0_base_url),
                 datasource=settings.datasource,
                 state_path=str(settings.state),
-                outcome="failed",
+                outcome="interrupted" if isinstance(error, Interrupted) else "failed",
                 exit_code=error.exit_code,
                 error=str(error),
             )
 
+    def worker() -> None:
+        while True:
+            with lock:
+                index = next(upcoming, None)
+            if index is None:
+                return
+            one(index)
+
+    in_flight = min(len(requests), max(1, requests[0].settings.tenants_in_flight))
     threads = [
-        threading.Thread(target=one, args=(index,), name=f"tenant-{index}")
-        for index in range(len(requests))
+        threading.Thread(target=worker, name=f"tenants-{index}") for index in range(in_flight)
     ]
     for thread in threads:
         thread.start()
@@ -97,6 +115,7 @@ def run_job(request: JobRequest) -> Report:
                     progress=progress,
                     landed_between=plan.landed_between,
                     already_in_tinybird=plan.already_in_tinybird,
+                    known=plan.known,
                 )
                 outcome, exit_code = _execute(request, plan, pipeline, progress), 0
     except BackfillError as failure:
@@ -194,7 +213,7 @@ def _execute(
     outcome = "failed"
     try:
         pipeline.run()
-        bounded = all(item.end is not None for item in current.ranges)
+        bounded = all(item.bounded for item in current.ranges)
         outcome = "reached_until" if current.finished() and bounded else "caught_up"
     except Interrupted:
         outcome = "interrupted"

@@ -4,9 +4,10 @@ then record the checkpoint. Only this module knows that order.
 Concurrency, and why it keeps every guarantee:
 - Readers (one per range at a time, up to ``concurrency``) page their range by checkpoint through
   the shared pacer (``reader.RangeReader``), and put full batches on a bounded queue, so reading
-  never waits on Tinybird and memory stays bounded. A reader out of ranges splits the range with
-  the most left to read (``steal``).
-- Senders (``in_flight`` of them) append batches with ``wait=true``.
+  never waits on Tinybird and memory stays bounded. After every page, a free cursor may take
+  part of a range (``steal``): when more cursors would read faster, or when a range would be
+  read alone at the end. Reader threads start when a range needs one and end when none does.
+- Senders (up to ``in_flight``, started as batches wait) append batches with ``wait=true``.
 - The committer records a range's acknowledgements strictly in the order its batches were read:
   a batch acknowledged early waits for the ones before it, so the checkpoint never passes a batch
   Tinybird has not acknowledged. Before a batch is handed to a sender, the state file records it
@@ -21,85 +22,33 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import datetime
 
-from backfill.batches import Batch, BatchLimits
+from backfill.auth0.log_ids import order_key, write_time
+from backfill.batches import Batch
 from backfill.errors import Interrupted
 from backfill.run.commit import Committer, recover_pending
+from backfill.run.options import NoProgress, Progress, RunOptions, Sink
 from backfill.run.reader import (
     Outlet,
     RangeReader,
     ReadCounts,
-    ReadOptions,
     Record,
     Source,
     Stopping,
 )
 from backfill.run.report import Counts
-from backfill.run.steal import Fetched, choose_split
+from backfill.run.steal import PAGE, Fetched, Pace, choose_split
 from backfill.run.stopper import Stopper
 from backfill.state import Gap, PendingAppend, RangeState, RunState
-from backfill.timeutil import utcnow
-from backfill.tinybird.events import AppendResult
+from backfill.timeutil import iso, utcnow
 
 log = logging.getLogger("backfill.pipeline")
 
-
-class Sink(Protocol):
-    def append(self, batch: Batch) -> AppendResult: ...
-
-
-class Progress(Protocol):
-    def advance(self, range_id: int, date: datetime | None, records: int) -> None: ...
-
-    def split(self, shortened: RangeState, new: RangeState) -> None: ...
-
-    def tick(self, counts: Counts) -> None: ...
-
-
-class _NoProgress:
-    def advance(self, range_id: int, date: datetime | None, records: int) -> None:
-        pass
-
-    def split(self, shortened: RangeState, new: RangeState) -> None:
-        pass
-
-    def tick(self, counts: Counts) -> None:
-        pass
-
-
-@dataclass
-class RunOptions:
-    limits: BatchLimits = field(default_factory=BatchLimits)
-    concurrency: int = 8
-    in_flight: int = 4
-    late_margin: timedelta = timedelta(seconds=60)
-    keep_type: Callable[[object], bool] | None = None
-    pii_fields: frozenset[str] | None = None  # values dropped before sending (--pii drop)
-    oldest: Record | None = None  # the oldest log Auth0 held at start (--restart-from-oldest)
-    restart_from_oldest: bool = False
-    shutdown_grace: float = 30.0
-    resume_settle: float = 5.0
-    flush_seconds: float = 60.0  # send a range's batch at least this often
-    take: int = 100
-    # True while the source's rate limit, not the number of cursors, sets the pace: then an idle
-    # cursor splitting a range would only add partial pages and re-read margins.
-    rate_limited: Callable[[], bool] = lambda: False
-
-    def reading(self) -> ReadOptions:
-        return ReadOptions(
-            limits=self.limits,
-            take=self.take,
-            late_margin=self.late_margin,
-            flush_seconds=self.flush_seconds,
-            keep_type=self.keep_type,
-            restart_from_oldest=self.restart_from_oldest,
-            pii_fields=self.pii_fields,
-            oldest=self.oldest,
-        )
+__all__ = ["Pipeline", "Progress", "RunOptions", "Sink"]
 
 
 @dataclass
@@ -121,28 +70,36 @@ class Pipeline(Outlet):
         progress: Progress | None = None,
         landed_between: Callable[[PendingAppend], set[str]] | None = None,
         already_in_tinybird: set[str] | None = None,
+        known: dict[str, Record] | None = None,
         now: Callable[[], datetime] = utcnow,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
+        self._known = known or {}  # records a search already returned (the lead), by log_id
         self._source = source
         self._sink = sink
         self._state = state
         self._options = options
         self._reading = options.reading()
         self._stopper = stopper
-        self._progress = progress or _NoProgress()
+        self._progress = progress or NoProgress()
         self._landed_between = landed_between
         self._now = now
         self._lock = threading.RLock()
         self._runs = {item.id: _RangeRun(item) for item in state.ranges}
-        self._work: queue.Queue[int] = queue.Queue()
+        self._waiting: deque[_RangeRun] = deque()  # ranges no cursor is free for yet
+        self._active: dict[int, _RangeRun] = {}  # ranges a reader is reading
+        self._readers: list[threading.Thread] = []
+        self._readers_alive = 0
         self._send: queue.Queue[Batch | None] = queue.Queue(maxsize=options.in_flight)
+        self._senders: list[threading.Thread] = []
+        self._senders_idle = 0
+        self._closing = False
+        self._wake = threading.Event()  # a reader ended or a batch was committed
         # log_ids Tinybird already has (appends in flight when the last run died, what the live
         # stream delivered). Shared by every range: after a re-split, another range than the
         # one that sent them reads them.
         self._already_in_tinybird: set[str] = set(already_in_tinybird or ())
-        self._readers_left = 0
         self.counts = Counts()
         self._commits = Committer(state, save, self.counts, stop=stopper.fail)
 
@@ -160,31 +117,26 @@ class Pipeline(Outlet):
             return self._finish()
         pending_ranges = sorted(
             (item for item in self._state.ranges if not item.done),
-            key=lambda item: (item.start or "", item.id),
+            key=lambda item: (order_key(item.position), item.id),
         )
-        for item in pending_ranges:
-            self._work.put(item.id)
-        readers = [
-            threading.Thread(target=self._reader, name=f"reader-{index}", daemon=True)
-            for index in range(min(self._options.concurrency, len(pending_ranges)))
-        ]
-        senders = [
-            threading.Thread(target=self._sender, name=f"sender-{index}", daemon=True)
-            for index in range(self._options.in_flight)
-        ]
-        self._readers_left = len(readers)
         self._state.running = True
         self._save_state()
-        for thread in readers + senders:
-            thread.start()
+        with self._lock:
+            for item in pending_ranges:
+                self._dispatch(self._runs[item.id])
         while not self._stopper.stopping:
+            self._wake.clear()
             with self._lock:
-                finished = self._readers_left == 0 and self._commits.outstanding == 0
+                finished = (
+                    self._readers_alive == 0
+                    and not self._waiting
+                    and self._commits.outstanding == 0
+                )
             if finished:
                 break
             self._progress.tick(self.counts)
-            self._stopper.wait(0.2)
-        self._shutdown(readers, senders)
+            self._wake.wait(0.2)
+        self._shutdown()
         return self._finish()
 
     def _finish(self) -> Counts:
@@ -195,12 +147,22 @@ class Pipeline(Outlet):
             raise Interrupted(self._stopper.signum)
         return self.counts
 
-    def _shutdown(self, readers: list[threading.Thread], senders: list[threading.Thread]) -> None:
+    def _shutdown(self) -> None:
+        with self._lock:
+            self._closing = True
+            senders, readers = list(self._senders), list(self._readers)
         for _ in senders:
             self._put_sentinel()
         deadline = time.monotonic() + self._options.shutdown_grace
         for thread in senders + readers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        while True:  # a reader stopping may have queued a batch after the last sender left
+            try:
+                unsent = self._send.get_nowait()
+            except queue.Empty:
+                break
+            if unsent is not None:
+                self._drop(unsent)
         abandoned = [thread.name for thread in senders if thread.is_alive()]
         if abandoned:
             log.warning(
@@ -228,77 +190,99 @@ class Pipeline(Outlet):
 
     # -- readers ----------------------------------------------------------------------------
 
-    def _reader(self) -> None:
+    def _dispatch(self, run: _RangeRun) -> None:
+        """A cursor for the range: a new reader thread, or the first one free (lock held)."""
+        if self._closing or self._readers_alive >= self._options.concurrency:
+            self._waiting.append(run)
+            return
+        self._activate(run)
+        self._readers_alive += 1
+        thread = threading.Thread(
+            target=self._reader, args=(run,), name=f"reader-{run.state.id}", daemon=True
+        )
+        self._readers = [*(alive for alive in self._readers if alive.is_alive()), thread]
+        thread.start()
+
+    def _activate(self, run: _RangeRun) -> None:
+        run.fetched.reading = True
+        self._active[run.state.id] = run
+
+    def _reader(self, run: _RangeRun | None) -> None:
         try:
-            while not self._stopper.stopping:
-                try:
-                    run = self._runs[self._work.get_nowait()]
-                except queue.Empty:
-                    stolen = self._steal()
-                    if stolen is None:
-                        with self._lock:
-                            busy = any(other.fetched.reading for other in self._runs.values())
-                        if not busy:
-                            return
-                        self._stopper.wait(0.25)  # a range may become worth splitting
-                        continue
-                    run = stolen
+            while run is not None and not self._stopper.stopping:
                 self._read_range(run)
+                run = self._next_range(run)
         except BaseException as error:  # noqa: BLE001 - any failure of a worker stops the run
             self._stopper.fail(error)
         finally:
             with self._lock:
-                self._readers_left -= 1
+                self._readers_alive -= 1
+            self._wake.set()
+
+    def _next_range(self, finished: _RangeRun) -> _RangeRun | None:
+        """The next range for a cursor whose range is read: one waiting, or part of another."""
+        with self._lock:
+            finished.fetched.reading = False
+            self._active.pop(finished.state.id, None)
+            if self._stopper.stopping:
+                return None
+            run = self._waiting.popleft() if self._waiting else self._split()
+            if run is not None:
+                self._activate(run)
+            return run
 
     def _read_range(self, run: _RangeRun) -> None:
         if run.state.done:
             return
-        with self._lock:
-            run.fetched.reading = True
-        try:
-            RangeReader(
-                run.state,
-                source=self._source,
-                outlet=self,
-                options=self._reading,
-                already_in_tinybird=self._already_in_tinybird,
-                clock=self._clock,
-                now=self._now,
-            ).read()
-        finally:
-            with self._lock:
-                run.fetched.reading = False
+        RangeReader(
+            run.state,
+            source=self._source,
+            outlet=self,
+            options=self._reading,
+            already_in_tinybird=self._already_in_tinybird,
+            clock=self._clock,
+            now=self._now,
+            known=self._known,
+        ).read()
 
-    def _steal(self) -> _RangeRun | None:
-        """An idle cursor takes the far half of the range with the most left to read (``steal``).
+    def _split(self) -> _RangeRun | None:
+        """Cut a range for a free cursor when it pays (``steal``); the new range, or None.
 
-        The reader of the shortened range picks up its new end with its next page. Both halves
-        are in the state file before either reads on.
+        The reader of the shortened range picks up its new end with its next page. Both parts
+        are in the state file before either reads on. Lock held.
         """
-        if self._options.rate_limited():
+        busy = len(self._active) + len(self._waiting)
+        options = self._options
+        if busy >= options.concurrency:
             return None
-        with self._lock:
-            split = choose_split(
-                ((run.state, run.fetched) for run in self._runs.values()),
-                margin=self._options.late_margin,
-                now=self._now(),
-                new_id=max(self._runs) + 1,
-            )
-            if split is None:
-                return None
-            split.victim.end = split.new.start
-            self._state.ranges.append(split.new)
-            run = self._runs[split.new.id] = _RangeRun(split.new)
-            self._progress.split(split.victim, split.new)
-            self._save_state()
-            log.info(
-                "range_split range=%d at=%s new_range=%d logs_left~%d",
-                split.victim.id,
-                split.new.start,
-                split.new.id,
-                split.logs_left,
-            )
-            return run
+        pace = Pace(
+            cursors=options.concurrency,
+            busy=busy,
+            needed=options.cursors_needed(options.concurrency),
+            saturated=options.saturated(),
+            horizon=options.horizon or self._now(),
+        )
+        split = choose_split(
+            ((run.state, run.fetched) for run in self._active.values()),
+            pace=pace,
+            new_id=max(self._runs) + 1,
+        )
+        if split is None:
+            return None
+        split.victim.end_id = split.new.start_after
+        self._state.ranges.append(split.new)
+        run = self._runs[split.new.id] = _RangeRun(split.new)
+        self._progress.split(split.victim, split.new)
+        self._save_state()
+        at = write_time(split.new.start_after)
+        log.info(
+            "range_split range=%d at=%s new_range=%d logs_left~%d",
+            split.victim.id,
+            iso(at) if at else split.new.start_after,
+            split.new.id,
+            split.pages_left * PAGE,
+        )
+        return run
 
     # -- what readers call (Outlet) ---------------------------------------------------------
 
@@ -306,11 +290,21 @@ class Pipeline(Outlet):
     def stopping(self) -> bool:
         return self._stopper.stopping
 
-    def fetched(self, range_id: int, page: list[Record]) -> str | None:
+    @property
+    def checkpointed(self) -> bool:
+        return self.counts.batches > 0  # a batch of rows acknowledged, and its commit saved
+
+    def fetched(self, range_id: int, page: list[Record]) -> tuple[str | None, str | None]:
         with self._lock:
             run = self._runs[range_id]
             run.fetched.record(page)
-            return run.state.end
+            if len(page) >= self._options.take and not self._stopper.stopping:
+                # Where every reader stands is known afresh: a free cursor may take part of a
+                # range now (this one's included: its new end is returned below).
+                split = self._split()
+                if split is not None:
+                    self._dispatch(split)
+            return run.state.end, run.state.end_id
 
     def count(self, range_id: int, counts: ReadCounts, last_date: datetime | None) -> None:
         with self._lock:
@@ -334,7 +328,9 @@ class Pipeline(Outlet):
     def emit(self, range_id: int, batch: Batch) -> None:
         with self._lock:
             if not self._commits.register(batch):
+                self._wake.set()
                 return  # nothing to send: committed at once
+            self._add_sender()
         while True:
             if self._stopper.stopping:
                 self._drop(batch)
@@ -345,9 +341,27 @@ class Pipeline(Outlet):
             except queue.Full:
                 continue
 
+    def _add_sender(self) -> None:
+        """One more sender when every one is busy, up to ``in_flight`` (lock held)."""
+        if self._closing or len(self._senders) >= self._options.in_flight:
+            return
+        if self._senders_idle > self._send.qsize():
+            return  # a sender waiting for work takes this batch
+        thread = threading.Thread(
+            target=self._sender, name=f"sender-{len(self._senders)}", daemon=True
+        )
+        self._senders.append(thread)
+        thread.start()
+
     def _sender(self) -> None:
         while True:
-            batch = self._send.get()
+            with self._lock:
+                self._senders_idle += 1
+            try:
+                batch = self._send.get()
+            finally:
+                with self._lock:
+                    self._senders_idle -= 1
             if batch is None:
                 return
             if self._stopper.stopping:
@@ -361,10 +375,12 @@ class Pipeline(Outlet):
                 continue
             with self._lock:
                 self._commits.acknowledge(batch, result)
+            self._wake.set()
 
     def _drop(self, batch: Batch, *, sent: bool = False) -> None:
         with self._lock:
             self._commits.drop(batch, sent=sent)
+        self._wake.set()
 
     def _save_state(self) -> None:
         with self._lock:

@@ -2,10 +2,15 @@
 
 Start: ``--from-log-id`` (logs after it), else ``--from-date`` (logs whose date is at or after
 it), else the oldest log Auth0 still retains. With ids of the observed shape, a date becomes a
-synthesized id a margin earlier (ids are written 0.02-5 s after the record's date), and the
-ranges after the first each start at such an id; every range filters on ``date``, so ranges are
-disjoint by construction, and each reads past its end by the late-id margin so no late-written
-record is missed.
+synthesized id a margin earlier (ids are written 0.02-5 s after the record's date), filtered on
+``date``.
+
+Ranges are cut at log_ids (``split``): each takes the ids after its cut up to the next one, all
+with the run's dates, so they cannot overlap and none re-reads another's logs. They cover the
+span up to where the logs are (the newest log, when known), not up to now: a quiet stretch at
+the end then costs nothing. How many: as many as keep up with the rate limit (``Pacer.
+cursors_needed``), fewer for a small tenant. Readers then cut ranges further while reading,
+where the logs turn out to be (``steal``).
 """
 
 from __future__ import annotations
@@ -24,13 +29,12 @@ log = logging.getLogger("backfill.plan")
 
 Record = dict[str, Any]
 
-# Below this span a range is not worth its own cursor (the late margin is read twice per cut).
-MIN_RANGE = timedelta(minutes=10)
-RANGES_PER_CURSOR = 2  # a few spare ranges; idle cursors then split the longest (pipeline)
-# Each cut costs a partial page and the late margin: worth it only for ranges of many pages.
-LOGS_PER_RANGE = 2_000
-# An open tail further behind than this is cut into ranges again on the next run.
-RESPLIT_TAIL_AFTER = timedelta(hours=1)
+# Below this span a range is not worth its own cursor.
+MIN_RANGE = timedelta(minutes=1)
+# Each cut costs about half a page (the last page of a range reads into the next): a range is
+# planned only for this many pages of logs.
+MIN_PAGES_PER_RANGE = 4
+PAGE = 100
 
 
 class LogFinder(Protocol):
@@ -48,6 +52,7 @@ class StartPoint:
     lower: datetime | None  # inclusive lower bound on date
     moment: datetime  # where date coverage begins, for splitting and progress
     shaped: bool  # the tenant's ids have the observed shape
+    lead_record: Record | None = None  # the lead itself, when a search already returned it
 
 
 def find_start(
@@ -65,7 +70,9 @@ def find_start(
     oldest_id: str = oldest["log_id"]
     oldest_date = parse_record_date(oldest.get("date")) or write_time(oldest_id)
     shaped = has_observed_shape(oldest_id)
-    from_oldest = StartPoint(oldest_id, oldest_id, from_date, oldest_date or _epoch(), shaped)
+    from_oldest = StartPoint(
+        oldest_id, oldest_id, from_date, oldest_date or _epoch(), shaped, lead_record=oldest
+    )
 
     if from_log_id is not None:
         if order_key(from_log_id) < order_key(oldest_id):
@@ -88,7 +95,9 @@ def find_start(
             synthetic = synthesize(from_date - margin)
             if order_key(synthetic) > order_key(oldest_id):
                 return StartPoint(synthetic, None, from_date, from_date, shaped)
-            return StartPoint(oldest_id, oldest_id, from_date, from_date, shaped)
+            return StartPoint(
+                oldest_id, oldest_id, from_date, from_date, shaped, lead_record=oldest
+            )
         # Ids of another shape: find the last log before the margin by search, page after it.
         before = source.search(
             q=f"date:[* TO {iso(from_date - margin)}}}", sort="date:-1", per_page=1
@@ -103,15 +112,27 @@ def find_start(
     return from_oldest
 
 
-def estimate_logs(page: list[Record], span: timedelta) -> int | None:
-    """Logs in ``span``, judged from the density of one full page; None when it cannot tell."""
-    if len(page) < 2:
-        return len(page)
-    first = write_time(page[0]["log_id"])
-    last = write_time(page[-1]["log_id"])
-    if first is None or last is None or last <= first:
+def estimate_pages(pages: Sequence[list[Record]], span: timedelta) -> float | None:
+    """Pages of logs in ``span``, from the density of full pages taken in it (the oldest and
+    the newest, say): None when it cannot tell; the logs themselves when a page is not full."""
+    densities = []
+    for page in pages:
+        if len(page) < PAGE:
+            return len(page) / PAGE  # the tenant holds fewer logs than a page
+        written = [write_time(str(record.get("log_id"))) for record in page]
+        known = [moment for moment in written if moment is not None]
+        if len(known) < 2 or max(known) <= min(known):
+            return None
+        densities.append((len(known) - 1) / (max(known) - min(known)).total_seconds())
+    if not densities:
         return None
-    return int(span / (last - first) * len(page))
+    return sum(densities) / len(densities) * span.total_seconds() / PAGE
+
+
+def newest_written(page: Sequence[Record]) -> datetime | None:
+    """The latest write time among a page's log_ids: where the tenant's logs end, for now."""
+    written = [write_time(str(record.get("log_id"))) for record in page]
+    return max((moment for moment in written if moment is not None), default=None)
 
 
 def split(
@@ -120,90 +141,45 @@ def split(
     end: datetime | None,
     now: datetime,
     cursors: int,
-    margin: timedelta,
+    horizon: datetime | None = None,
+    expected_pages: float | None = None,
     first_id: int = 0,
-    expected_logs: int | None = None,
 ) -> list[RangeState]:
-    """Cut ``[start, end)`` into ranges; with no end, the last one stays open (until caught up).
+    """Cut the run, from its start up to ``end`` (else up to ``horizon``, where the newest log
+    is, else now), into ranges of equal time, at log_ids; the last range keeps the run's end
+    (none: until caught up).
 
-    As many ranges as keep every cursor busy, but none shorter than ``MIN_RANGE`` and, when the
-    volume is known, none with fewer than ``LOGS_PER_RANGE`` logs.
+    ``cursors`` ranges, but none shorter than ``MIN_RANGE`` and, when the volume is known,
+    none with fewer than ``MIN_PAGES_PER_RANGE`` pages.
     """
     stop = end if end is not None else now
+    if horizon is not None:
+        stop = min(stop, horizon)
     pieces = 1
     if start.shaped and cursors > 1 and stop > start.moment:
-        pieces = max(1, min(cursors * RANGES_PER_CURSOR, int((stop - start.moment) / MIN_RANGE)))
-        if expected_logs is not None:
-            pieces = max(1, min(pieces, expected_logs // LOGS_PER_RANGE))
-    step = (stop - start.moment) / pieces if pieces > 1 else timedelta(0)
-    cuts = [start.moment + step * index for index in range(1, pieces)]
-    lows: list[datetime | None] = [start.lower, *cuts]
-    highs: list[datetime | None] = [*cuts, end]
-    ranges = []
-    for index, (low, high) in enumerate(zip(lows, highs, strict=True)):
-        if index == 0:
-            after, lead = start.start_after, start.lead
-        else:
-            assert low is not None
-            after, lead = synthesize(low - margin), None
-        ranges.append(
-            RangeState(
-                id=first_id + index,
-                start=iso(low) if low else None,
-                end=iso(high) if high else None,
-                start_after=after,
-                lead=lead,
-            )
+        pieces = max(1, min(cursors, int((stop - start.moment) / MIN_RANGE)))
+        if expected_pages is not None:
+            pieces = max(1, min(pieces, int(expected_pages // MIN_PAGES_PER_RANGE)))
+    step = (stop - start.moment) / pieces
+    # Cut at whole seconds (a synthesized id is the first of its second), each after the last.
+    cuts: list[datetime] = []
+    for index in range(1, pieces):
+        moment = (start.moment + step * index).replace(microsecond=0)
+        if moment > start.moment and (not cuts or moment > cuts[-1]):
+            cuts.append(moment)
+    afters = [start.start_after, *(synthesize(moment) for moment in cuts)]
+    ends: list[str | None] = [*afters[1:], None]
+    return [
+        RangeState(
+            id=first_id + index,
+            start=iso(start.lower) if start.lower else None,
+            end=iso(end) if end else None,
+            start_after=after,
+            lead=start.lead if index == 0 else None,
+            end_id=end_id,
         )
-    return ranges
-
-
-def tail_behind(ranges: Sequence[RangeState], now: datetime) -> RangeState | None:
-    """The open tail, when it is far enough behind to be worth cutting again."""
-    tails = [item for item in ranges if item.end is None]
-    if len(tails) != 1:
-        return None
-    behind = write_time(tails[0].position)
-    if behind is None or now - behind < RESPLIT_TAIL_AFTER:
-        return None
-    return tails[0]
-
-
-def resplit_tail(
-    ranges: Sequence[RangeState],
-    *,
-    now: datetime,
-    cursors: int,
-    margin: timedelta,
-    expected_logs: int | None = None,
-) -> list[RangeState]:
-    """On a catch-up run far behind, cut the open tail again so several cursors share it."""
-    tail = tail_behind(ranges, now)
-    if tail is None or cursors <= 1:
-        return list(ranges)
-    behind = write_time(tail.position)
-    assert behind is not None
-    # Everything the tail committed so far was written before its position, so a new bound a
-    # margin later cuts nothing already sent in two.
-    restart = StartPoint(tail.position, None, None, behind + margin, shaped=True)
-    pieces = split(
-        restart,
-        end=None,
-        now=now,
-        cursors=cursors,
-        margin=margin,
-        first_id=_next_id(ranges),
-        expected_logs=expected_logs,
-    )
-    if len(pieces) < 2:
-        return list(ranges)
-    tail.end = pieces[1].start
-    log.info("tail_resplit behind=%s ranges=%d", iso(behind), len(pieces) - 1)
-    return [*ranges, *pieces[1:]]
-
-
-def _next_id(ranges: Sequence[RangeState]) -> int:
-    return max((item.id for item in ranges), default=-1) + 1
+        for index, (after, end_id) in enumerate(zip(afters, ends, strict=True))
+    ]
 
 
 def _epoch() -> datetime:

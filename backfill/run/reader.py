@@ -9,7 +9,7 @@ with a list standing in for the pipeline.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -52,8 +52,14 @@ class Outlet(Protocol):
     @property
     def stopping(self) -> bool: ...
 
-    def fetched(self, range_id: int, page: list[Record]) -> str | None:
-        """Record how far the range has fetched; its end now (a split may have moved it)."""
+    @property
+    def checkpointed(self) -> bool:
+        """This run has recorded rows as sent: from then on batches wait for ``flush_seconds``."""
+        ...
+
+    def fetched(self, range_id: int, page: list[Record]) -> tuple[str | None, str | None]:
+        """Record how far the range has fetched; its ends now, ``(end, end_id)`` (a split may
+        have moved them)."""
         ...
 
     def emit(self, range_id: int, batch: Batch) -> None: ...
@@ -73,6 +79,7 @@ class ReadOptions:
     take: int
     late_margin: timedelta
     flush_seconds: float  # send a range's batch at least this often
+    first_flush_seconds: float  # ... and this soon, until the run's first checkpoint
     keep_type: Callable[[object], bool] | None
     restart_from_oldest: bool
     pii_fields: frozenset[str] | None = None  # values dropped before sending (--pii drop)
@@ -92,8 +99,10 @@ class RangeReader:
         already_in_tinybird: Container[str],
         clock: Callable[[], float],
         now: Callable[[], datetime],
+        known: Mapping[str, Record] | None = None,
     ) -> None:
         self.item = item
+        self.known = known or {}  # records a search already returned, by log_id
         self.source = source
         self.outlet = outlet
         self.options = options
@@ -105,7 +114,9 @@ class RangeReader:
         self.upper: str | None = None
         self.stop_at: str | None = None
         self.end_seen: str | None = None
-        self.take_end(item.end)
+        self.end_id: str | None = None
+        self.id_complete_at: str | None = None  # when no log of id <= end_id can appear any more
+        self.take_end((item.end, item.end_id))
         self.builder = BatchBuilder(options.limits, item.id, clock=clock)
         self.last_consumed: str | None = None
         self.last_consumed_date: str | None = None
@@ -114,7 +125,7 @@ class RangeReader:
     def read(self) -> None:
         item = self.item
         if item.lead and item.cursor is None:
-            lead = self.source.get(item.lead)
+            lead = self.known.get(item.lead) or self.source.get(item.lead)
             if lead is not None:
                 self.consume(lead)
         position: str | None = self.last_consumed or item.position
@@ -134,8 +145,15 @@ class RangeReader:
                 continue
             position = self.read_page(page, position)
 
-    def take_end(self, end: str | None) -> None:
-        """The range's end, which a split may have moved closer."""
+    def take_end(self, ends: tuple[str | None, str | None]) -> None:
+        """The range's ends, ``(end, end_id)``, which a split may have moved closer."""
+        end, end_id = ends
+        if end_id != self.end_id:
+            self.end_id = end_id
+            written = write_time(end_id) if end_id else None
+            # A log is written (its id made) a few seconds after its date at most: past this,
+            # a caught-up cursor has seen every id up to end_id.
+            self.id_complete_at = iso(written + self.options.late_margin) if written else None
         if end == self.end_seen:
             return  # unchanged (the common case, once a page); no end: None, None as set up
         self.end_seen = end
@@ -148,8 +166,12 @@ class RangeReader:
         # Taken after recording the fetch: a split from now on lies beyond every record of it.
         self.take_end(self.outlet.fetched(self.item.id, page))
         last_date: str | None = None
+        end_id = self.end_id
         try:
             for record in page:
+                if end_id is not None and _beyond(record.get("log_id"), end_id):
+                    self.finish(completes=True)  # the next range's: every id up to end_id read
+                    return None
                 date = self.date_of(record)
                 if self.stop_at is not None and date is not None and date >= self.stop_at:
                     self.finish(completes=True)
@@ -162,18 +184,28 @@ class RangeReader:
             self.outlet.count(self.item.id, counts, _parse(last_date))
         if len(page) < self.options.take:
             # Caught up with what Auth0 has written. A bounded range whose end lies further back
-            # than the late margin is complete: every log dated before it has been written.
-            complete = self.stop_at is not None and iso(self.now()) >= self.stop_at
+            # than the late margin is complete: every log dated (or id made) before it exists.
+            now = iso(self.now())
+            complete = (self.stop_at is not None and now >= self.stop_at) or (
+                self.id_complete_at is not None and now >= self.id_complete_at
+            )
             self.finish(completes=complete)
             return None
         if self.builder.consumed and (
             self.builder.consumed >= self.options.limits.max_rows
-            or self.clock() - self.builder.opened >= self.options.flush_seconds
+            or self.clock() - self.builder.opened >= self.flush_after()
         ):
             # A long stretch filtered out, or a slow plan filling batches slowly: send what
             # there is, so the checkpoint moves and a stop re-reads little.
             self.flush()
         return str(page[-1]["log_id"]) if page else position
+
+    def flush_after(self) -> float:
+        """How old a batch may grow: short until the run's first checkpoint, so a stop early
+        in a run loses little at any plan's pace; then ``flush_seconds``, for large batches."""
+        if self.outlet.checkpointed:
+            return self.options.flush_seconds
+        return min(self.options.first_flush_seconds, self.options.flush_seconds)
 
     def date_of(self, record: Record) -> str | None:
         """The record's date as a stamp; without one, the write time its id carries."""
@@ -270,6 +302,15 @@ class RangeReader:
         self.last_consumed = None
         self.consume(oldest)
         return str(oldest["log_id"])
+
+
+def _beyond(log_id: object, end_id: str) -> bool:
+    """Whether a record's log_id comes after ``end_id`` in Auth0's order."""
+    if not isinstance(log_id, str):
+        return False  # no id: consume() refuses the record
+    if len(log_id) == len(end_id):
+        return log_id > end_id  # same width, digits: string order is numeric order (cheap)
+    return order_key(log_id) > order_key(end_id)
 
 
 def _parse(value: str | None) -> datetime | None:

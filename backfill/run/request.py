@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from backfill.batches import BatchLimits
 from backfill.run.mirror import Mirror
-from backfill.run.pipeline import RunOptions
+from backfill.run.options import RunOptions
 from backfill.run.stopper import Stopper
 from backfill.settings import Settings
 
@@ -50,7 +50,9 @@ def run_options(
     *,
     sequential: bool = False,
     max_months: int | None = None,
-    rate_limited: Callable[[], bool] = lambda: False,
+    cursors_needed: Callable[[int], int] = lambda most: most,
+    saturated: Callable[[], bool] = lambda: False,
+    horizon: datetime | None = None,
     oldest: dict[str, Any] | None = None,
 ) -> RunOptions:
     settings = request.settings
@@ -70,5 +72,8 @@ def run_options(
         shutdown_grace=settings.shutdown_grace,
         resume_settle=settings.resume_settle,
         flush_seconds=settings.flush_seconds,
-        rate_limited=rate_limited,
+        first_flush_seconds=settings.first_flush_seconds,
+        cursors_needed=cursors_needed,
+        saturated=saturated,
+        horizon=horizon,
     )

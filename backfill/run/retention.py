@@ -29,7 +29,7 @@ def aged_out(item: RangeState, oldest: dict[str, Any]) -> bool:
         return False
     if item.cursor is not None:
         return order_key(item.cursor) < order_key(str(oldest["log_id"]))
-    begins = parse_record_date(item.start) if item.start else write_time(item.start_after)
+    begins, _ = item.span()  # its date bound, or where its first log_id points, the later
     oldest_date = parse_record_date(oldest.get("date"))
     if begins is None or oldest_date is None:
         return order_key(item.start_after) < order_key(str(oldest["log_id"]))

@@ -14,30 +14,31 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import IO
+from datetime import timedelta
+from typing import IO, TypeVar
 
-from backfill import state as state_file
-from backfill.auth0.log_ids import write_time
+from backfill import logsetup
 from backfill.batches import Batch
 from backfill.errors import ConfigError
 from backfill.run import stream, survey
-from backfill.run.checkpoint import load_state, started_with
+from backfill.run.checkpoint import load_state
 from backfill.run.mirror import Mirror, mirror
-from backfill.run.pipeline import RunOptions, Sink
-from backfill.run.plan import estimate_logs, find_start, resplit_tail, split, tail_behind
+from backfill.run.newrun import NewRun, new_run, new_state
+from backfill.run.options import RunOptions, Sink
 from backfill.run.reader import Record
 from backfill.run.request import JobRequest, Notes, run_options
 from backfill.run.retention import aged_out, expired_error
 from backfill.services import Services, tinybird_events
-from backfill.settings import Settings
 from backfill.state import PendingAppend, RangeState, RunState
 from backfill.timeutil import iso, parse_record_date, utcnow
 from backfill.tinybird.events import AppendResult
 from backfill.tinybird.query import TinybirdQuery
 
 log = logging.getLogger("backfill.job")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Plan:
     already_in_tinybird: set[str] = field(default_factory=set)
     query: TinybirdQuery | None = None  # for the count of Query API calls
     dry_run: bool = False
+    known: dict[str, Record] = field(default_factory=dict)  # the lead, as a search returned it
 
 
 class NothingToDo:
@@ -78,11 +80,19 @@ def start(request: JobRequest, services: Services, notes: Notes) -> Plan | Nothi
 
 def fresh(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
     settings = request.settings
-    access = survey.tinybird(services, notes)
-    mirrored = mirror(settings, survey.streams(services), None, notes.add)
-    state = new_run(services, notes, end=settings.until_date, cursors=settings.concurrency)
-    if state is None:
+
+    def auth0_side() -> tuple[Mirror, NewRun | None]:
+        mirrored = mirror(settings, survey.streams(services), None, notes.add)
+        return mirrored, new_run(
+            services, notes, end=settings.until_date, cursors=settings.concurrency
+        )
+
+    access, (mirrored, planned) = _alongside(
+        lambda found: survey.tinybird(services, found), auth0_side, notes
+    )
+    if planned is None:
         return NothingToDo()
+    state = planned.state
     if not (request.skip_existing or request.allow_duplicates):
         if access.can_read:
             window = (
@@ -95,7 +105,7 @@ def fresh(request: JobRequest, services: Services, notes: Notes) -> Plan | Nothi
                 "Could not check whether the data source already holds rows in this window "
                 "(no read access): if it does, they will be there twice."
             )
-    return _plan(request, services, access, state, mirrored)
+    return _plan(request, services, access, state, mirrored, planned=planned)
 
 
 def until_stream_start(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
@@ -108,44 +118,36 @@ def until_stream_start(request: JobRequest, services: Services, notes: Notes) ->
     # have been written after the stream began (and streamed), or not. What Tinybird already
     # has in that window is skipped (``_plan``).
     end = first + timedelta(seconds=settings.late_margin_seconds) if first else None
-    state = new_run(services, notes, end=end, cursors=settings.concurrency)
-    if state is None:
+    planned = new_run(services, notes, end=end, cursors=settings.concurrency)
+    if planned is None:
         return NothingToDo()
+    state = planned.state
     state.started_with.update(
         {
             "until_stream_start": iso(first) if first else None,
             "until_date": iso(end) if end else None,
         }
     )
-    return _plan(request, services, access, state, mirrored)
+    return _plan(request, services, access, state, mirrored, planned=planned)
 
 
 def resume(request: JobRequest, services: Services, existing: RunState, notes: Notes) -> Plan:
     settings = request.settings
-    access = survey.tinybird(services, notes)
-    mirrored = mirror(
-        settings, survey.streams(services), existing.started_with.get("mirror"), notes.add
+
+    def auth0_side() -> tuple[Mirror, Record | None]:
+        recorded = existing.started_with.get("mirror")
+        return mirror(
+            settings, survey.streams(services), recorded, notes.add
+        ), services.auth0.oldest()
+
+    access, (mirrored, oldest) = _alongside(
+        lambda found: survey.tinybird(services, found), auth0_side, notes
     )
-    oldest = services.auth0.oldest()
     if oldest is not None and not request.restart_from_oldest:
         for item in existing.ranges:
             if aged_out(item, oldest):
                 raise expired_error(item.position, item.cursor_date, oldest, utcnow())
-    now = utcnow()
-    tail = tail_behind(existing.ranges, now)
-    expected = None
-    if tail is not None and settings.concurrency > 1:
-        behind = write_time(tail.position)
-        if behind is not None:
-            probe = services.auth0.page_after(tail.position)
-            expected = estimate_logs(probe, now - behind)
-    existing.ranges = resplit_tail(
-        existing.ranges,
-        now=now,
-        cursors=settings.concurrency,
-        margin=timedelta(seconds=settings.late_margin_seconds),
-        expected_logs=expected,
-    )
+    # A tail far behind is cut again while it is read, where its logs turn out to be (steal).
     return _plan(request, services, access, existing, mirrored, oldest=oldest)
 
 
@@ -162,17 +164,19 @@ def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan
     feeding = survey.streams(services)
     mirrored = mirror(settings, feeding, None, notes.add)
     last = stream.greatest_log_id(query)
+    planned: NewRun | None = None
     if last is None:
         notes.add("The data source is empty: starting as flags say (or from the oldest log).")
-        state = new_run(services, notes, end=settings.until_date, cursors=1)
-        if state is None:
+        planned = new_run(services, notes, end=settings.until_date, cursors=1)
+        if planned is None:
             return NothingToDo()
+        state = planned.state
     else:
         stream.refuse_unless_own_rows(
             services.auth0, query, settings, feeding, mirrored.type_filter
         )
         notes.add(f"Resuming after {last}, the greatest log_id in {settings.datasource}.")
-        state = _new_state(settings)
+        state = new_state(settings)
         state.ranges = [
             RangeState(
                 id=0,
@@ -182,7 +186,15 @@ def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan
             )
         ]
     return _plan(
-        request, services, access, state, mirrored, persist=False, sequential=True, max_months=1
+        request,
+        services,
+        access,
+        state,
+        mirrored,
+        persist=False,
+        sequential=True,
+        max_months=1,
+        planned=planned,
     )
 
 
@@ -194,13 +206,14 @@ def dry_run(request: JobRequest, services: Services, notes: Notes) -> Plan | Not
     existing = load_state(settings, restart=request.restart, touch=False)
     recorded = existing.started_with.get("mirror") if existing is not None else None
     mirrored = mirror(settings, survey.streams(services), recorded, notes.add)
+    known: dict[str, Record] = {}
     if existing is not None:
         state = existing
     else:
-        fresh_state = new_run(services, notes, end=settings.until_date, cursors=1)
-        if fresh_state is None:
+        planned = new_run(services, notes, end=settings.until_date, cursors=1)
+        if planned is None:
             return NothingToDo()
-        state = fresh_state
+        state, known = planned.state, planned.known
     state.pending = []
     return Plan(
         state=state,
@@ -210,49 +223,38 @@ def dry_run(request: JobRequest, services: Services, notes: Notes) -> Plan | Not
         exactly_once=False,
         mirrored=mirrored,
         dry_run=True,
+        known=known,
     )
 
 
 # -- the pieces every mode shares ----------------------------------------------------------
 
 
-def new_run(
-    services: Services, notes: Notes, *, end: datetime | None, cursors: int
-) -> RunState | None:
-    """A new run: where it starts, and its ranges. None when the tenant has no logs at all."""
-    settings = services.settings
-    now = utcnow()
-    margin = timedelta(seconds=settings.late_margin_seconds)
-    start_point = find_start(
-        services.auth0,
-        from_date=settings.from_date,
-        from_log_id=settings.from_log_id,
-        margin=margin,
-        notes=notes.add,
-    )
-    if start_point is None:
-        notes.add("The tenant has no logs at all.")
-        return None
-    expected = None
-    if start_point.shaped and cursors > 1:
-        # One page tells the tenant's density: enough to size the ranges.
-        probe = services.auth0.page_after(start_point.start_after)
-        expected = estimate_logs(probe, (end or now) - start_point.moment)
-    state = _new_state(settings)
-    state.ranges = split(
-        start_point, end=end, now=now, cursors=cursors, margin=margin, expected_logs=expected
-    )
-    log.info("plan ranges=%d expected_logs=%s", len(state.ranges), expected)
-    return state
+def _alongside(
+    tinybird: Callable[[Notes], survey.TinybirdAccess],
+    auth0: Callable[[], T],
+    notes: Notes,
+) -> tuple[survey.TinybirdAccess, T]:
+    """Tinybird's survey in a helper thread while Auth0 is asked here: each takes round trips,
+    and neither needs the other's answer. Its notes come first and its error wins, as when it
+    ran first."""
+    found = Notes()
+    tenant = logsetup.tenant()
 
+    def tagged() -> survey.TinybirdAccess:
+        logsetup.set_tenant(tenant)
+        return tinybird(found)
 
-def _new_state(settings: Settings) -> RunState:
-    return state_file.new_state(
-        tenant=settings.auth0_domain,
-        datasource=settings.datasource,
-        tinybird_host=settings.tinybird_host,
-        started_with=started_with(settings),
-    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        access = pool.submit(tagged)
+        try:
+            answer = auth0()
+        except BaseException:
+            access.result()  # raises the survey's error instead, if there is one
+            raise
+        surveyed = access.result()
+    notes[0:0] = found
+    return surveyed, answer
 
 
 def _plan(
@@ -266,6 +268,7 @@ def _plan(
     sequential: bool = False,
     max_months: int | None = None,
     oldest: Record | None = None,
+    planned: NewRun | None = None,
 ) -> Plan:
     """A real run: the sink, and what Tinybird already holds that must not be sent again."""
     settings = services.settings
@@ -306,7 +309,9 @@ def _plan(
             mirrored,
             sequential=sequential,
             max_months=max_months,
-            rate_limited=lambda: services.pacer.saturated,
+            cursors_needed=services.pacer.cursors_needed,
+            saturated=lambda: services.pacer.saturated,
+            horizon=planned.horizon if planned else None,
             oldest=oldest if request.restart_from_oldest else None,
         ),
         sink=sink,
@@ -316,6 +321,7 @@ def _plan(
         landed_between=landed_between,
         already_in_tinybird=survey.streamed_near_its_start(access, state, settings),
         query=access.query if access.can_read else None,
+        known=planned.known if planned else {},
     )
 
 

@@ -58,6 +58,7 @@ class FakeAuth0:
         self.oldest_index = oldest_index
         self.streams: list[Record] | None = []  # None: the token may not list them
         self.requests = 0
+        self.page_searches = 0
         self.lock = threading.Lock()
 
     def page_after(self, checkpoint: str, take: int = 100) -> list[Record]:
@@ -81,6 +82,16 @@ class FakeAuth0:
         if not visible:
             return None
         return dict(min(visible[:100], key=lambda record: record["date"]))
+
+    def oldest_page(self) -> list[Record]:
+        with self.lock:
+            self.page_searches += 1
+        return [dict(record) for record in self.records[self.oldest_index :][:100]]
+
+    def newest_page(self) -> list[Record]:
+        with self.lock:
+            self.page_searches += 1
+        return [dict(record) for record in self.records[self.oldest_index :][-100:][::-1]]
 
     def search(
         self, *, q: str | None = None, sort: str = "date:1", per_page: int = 100, page: int = 0

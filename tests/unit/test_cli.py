@@ -128,3 +128,34 @@ def test_several_tenants_some_failing_exit_11(tmp_path: Path) -> None:
 def test_a_dry_run_to_stdout_keeps_its_summary_off_stdout() -> None:
     result = invoke(Recorder(), "run", "--dry-run", "--quiet")
     assert result.stdout == "" and "caught up" in result.stderr
+
+
+def test_shards_of_a_tenants_file_run_each_tenant_once(tmp_path: Path) -> None:
+    config = tmp_path / "tenants.toml"
+    config.write_text(
+        "".join(
+            f'[[tenants]]\nname = "t{index}"\ndomain = "t{index}.eu.auth0.com"\nclient_id = "x"\n'
+            f'client_secret_env = "SECRET"\ndatasource = "d{index}"\n'
+            for index in range(12)
+        )
+    )
+    seen: list[str] = []
+    for part in ("0/2", "1/2"):
+        recorder = Recorder(*[0] * 12)
+        result = invoke(
+            recorder, "run", "--config", str(config), "--shard", part, env={"SECRET": "s"}
+        )
+        assert result.exit_code == 0, result.output
+        seen += [str(request.settings.tenant_name) for request in recorder.requests]
+    assert sorted(seen) == sorted(f"t{index}" for index in range(12))
+    # More parts than tenants: a part may hold none, and that process has nothing to do.
+    empty = [
+        invoke(
+            Recorder(), "run", "--config", str(config), "--shard", f"{k}/40", env={"SECRET": "s"}
+        )
+        for k in range(40)
+    ]
+    assert {result.exit_code for result in empty} == {0}
+    assert any("tenants=0" in result.stderr for result in empty)
+    bad = invoke(Recorder(), "run", "--config", str(config), "--shard", "2/2", env={"SECRET": "s"})
+    assert bad.exit_code == 2 and "K runs from 0 to N-1" in bad.stderr

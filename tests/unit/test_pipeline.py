@@ -42,7 +42,7 @@ def plan(
         )
     else:
         start = StartPoint(synthesize(lower - MARGIN), None, lower, lower, True)
-    current.ranges = split(start, end=end, now=NOW, cursors=cursors, margin=MARGIN)
+    current.ranges = split(start, end=end, now=NOW, cursors=cursors)
     return current
 
 
@@ -98,7 +98,7 @@ def sent_ids(sink: FakeTinybird) -> list[str]:
 def test_everything_from_the_oldest_exactly_once_across_ranges() -> None:
     records = make_tenant(3000, T0, timedelta(days=3))
     current = plan(records)
-    assert len(current.ranges) > 4  # really concurrent
+    assert len(current.ranges) == 4  # really concurrent
     sink = FakeTinybird(delays=[0.0, 0.003, 0.001])
     run(FakeAuth0(records), sink, current)
     ids = sent_ids(sink)
@@ -109,7 +109,7 @@ def test_everything_from_the_oldest_exactly_once_across_ranges() -> None:
         original = by_id[row["log_id"]]
         assert row["data"]["description"] == original["description"]
         assert isinstance(row["data"]["scope"], list) and "_id" not in row["data"]
-    bounded = [item for item in current.ranges if item.end is not None]
+    bounded = [item for item in current.ranges if item.bounded]
     assert all(item.done for item in bounded)
     assert sum(current.ledger.values()) == len(records) == current.rows_sent
     assert not current.pending
@@ -181,7 +181,7 @@ def test_acknowledgements_commit_in_read_order_per_range() -> None:
     assert len(current.ranges) == 1
     sink = FakeTinybird(delays=[0.03, 0.0, 0.0, 0.01])
     saves: list[RunState] = []
-    run(FakeAuth0(records), sink, current, saves=saves, max_rows=25)
+    run(FakeAuth0(records), sink, current, saves=saves, max_rows=25, concurrency=1)
     acked_order = [seq for _, seq in sink.appends]
     assert acked_order != sorted(acked_order)  # acknowledgements really arrived out of order
     cursors = [snapshot.ranges[0].cursor for snapshot in saves if snapshot.ranges[0].cursor]
@@ -218,7 +218,9 @@ def test_type_filter_still_moves_the_checkpoint() -> None:
     records = make_tenant(900, T0, timedelta(days=3), types=("s", "f", "f", "f"))
     current = plan(records, cursors=1)
     sink = FakeTinybird()
-    pipeline = run(FakeAuth0(records), sink, current, keep_type=lambda code: code == "s")
+    pipeline = run(
+        FakeAuth0(records), sink, current, keep_type=lambda code: code == "s", concurrency=1
+    )
     assert {row["data"]["type"] for row in sink.rows} == {"s"}
     assert len(sink.rows) == len([r for r in records if r["type"] == "s"])
     assert current.ranges[0].cursor == records[-1]["log_id"]
@@ -263,9 +265,10 @@ def test_idle_cursors_split_the_longest_range_and_keep_every_guarantee() -> None
     ids = sent_ids(sink)
     assert len(ids) == len(set(ids)) == len(records)
     assert sorted(ids, key=order_key) == expected(records)
-    bounded = [item for item in current.ranges if item.end is not None]
+    bounded = [item for item in current.ranges if item.bounded]
     assert all(item.done for item in bounded)
-    # Ranges still tile time without overlap: each end is the next start.
-    ordered = sorted(current.ranges, key=lambda item: item.start or "")
+    # Ranges still tile the log_ids without overlap: each range ends where the next begins.
+    ordered = sorted(current.ranges, key=lambda item: order_key(item.start_after))
     for before, after in itertools.pairwise(ordered):
-        assert before.end == after.start
+        assert before.end_id == after.start_after
+    assert ordered[-1].end_id is None

@@ -1,5 +1,5 @@
-"""The planner alone: where a run starts (``find_start``), and how a tail far behind is cut
-again (``resplit_tail``)."""
+"""The planner alone: where a run starts (``find_start``), and how the run is cut into ranges
+(``split``, ``estimate_pages``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backfill.auth0.log_ids import order_key, synthesize, write_time
-from backfill.run.plan import RESPLIT_TAIL_AFTER, StartPoint, find_start, resplit_tail, split
-from backfill.state import RangeState
-from backfill.timeutil import iso, parse_record_date
+from backfill.run.plan import StartPoint, estimate_pages, find_start, newest_written, split
+from backfill.timeutil import iso
 from tests.unit.fakes import FakeAuth0, make_tenant
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -91,48 +90,49 @@ def test_an_empty_tenant_has_no_start() -> None:
     assert start_of(FakeAuth0([]))[0] is None
 
 
-def tail_at(position: datetime) -> RangeState:
-    records = make_tenant(10, position - timedelta(minutes=1), timedelta(minutes=1))
-    item = RangeState(id=3, start=iso(T0), end=None, start_after=records[0]["log_id"])
-    item.cursor = records[-1]["log_id"]
-    return item
+def test_ranges_are_cut_at_log_ids_up_to_the_newest_log_and_share_the_run_dates() -> None:
+    point = StartPoint(synthesize(T0 - MARGIN), None, T0, T0, True)
+    newest = T0 + timedelta(hours=10)
+    ranges = split(point, end=None, now=T0 + timedelta(days=4), cursors=8, horizon=newest)
+    assert len(ranges) == 8
+    assert ranges[0].start_after == point.start_after and ranges[-1].end_id is None
+    for before, after in itertools.pairwise(ranges):
+        assert before.end_id == after.start_after  # ids after one cut, up to the next
+        assert order_key(after.start_after) > order_key(before.start_after)
+        cut = write_time(after.start_after)
+        assert cut is not None and T0 < cut < newest  # the logs' span, not up to now
+    assert {(item.start, item.end) for item in ranges} == {(iso(T0), None)}
+    assert [item.id for item in ranges] == list(range(8))
+    assert not any(item.bounded for item in ranges[-1:])  # the last one: until caught up
 
 
-def test_a_tail_far_behind_is_cut_at_a_margin_after_what_it_committed() -> None:
-    now = T0 + timedelta(days=2)
-    done = RangeState(id=0, start=None, end=iso(T0), start_after="900", done=True)
-    tail = tail_at(T0 + timedelta(days=1))
-    ranges = resplit_tail([done, tail], now=now, cursors=4, margin=MARGIN, expected_logs=40_000)
-    assert len(ranges) > 2
-    committed = write_time(tail.position)
-    assert committed is not None
-    new = ranges[2:]
-    assert tail.end == new[0].start  # the tail now ends where the new ranges begin
-    first_cut = parse_record_date(new[0].start)
-    assert first_cut is not None and first_cut >= committed + MARGIN
-    ids = [item.id for item in new]
-    assert min(ids) > 3 and len(set(ids)) == len(ids)  # new ids, none reused
-    assert new[-1].end is None  # the last one stays open: until caught up
-    for before, after in itertools.pairwise(new):
-        assert before.end == after.start
-        assert order_key(after.start_after) > order_key(tail.position)
+def test_a_run_with_an_end_keeps_it_on_every_range_and_cuts_before_it() -> None:
+    oldest = make_tenant(1, T0, timedelta(seconds=1))[0]
+    point = StartPoint(oldest["log_id"], oldest["log_id"], None, T0, True, lead_record=oldest)
+    end = T0 + timedelta(hours=4)
+    ranges = split(point, end=end, now=T0 + timedelta(days=1), cursors=4)
+    assert [item.end for item in ranges] == [iso(end)] * 4
+    assert ranges[0].lead == oldest["log_id"] and all(item.lead is None for item in ranges[1:])
+    assert all(item.start is None for item in ranges)
+    cuts = [write_time(item.start_after) for item in ranges[1:]]
+    assert cuts == [T0 + timedelta(hours=hours) for hours in (1, 2, 3)]
 
 
-def test_a_tail_close_to_now_or_a_single_cursor_is_left_alone() -> None:
-    now = T0 + timedelta(days=2)
-    near = tail_at(now - RESPLIT_TAIL_AFTER / 2)
-    assert resplit_tail([near], now=now, cursors=8, margin=MARGIN) == [near]
-    far = tail_at(T0)
-    assert resplit_tail([far], now=now, cursors=1, margin=MARGIN) == [far]
-    assert far.end is None
-
-
-def test_split_gives_no_range_fewer_logs_than_worth_a_cursor() -> None:
+def test_split_gives_no_range_fewer_pages_than_worth_a_cursor() -> None:
     point = StartPoint(synthesize(T0), None, T0, T0, True)
-    few = split(
-        point, end=None, now=T0 + timedelta(days=1), cursors=8, margin=MARGIN, expected_logs=3_000
-    )
-    many = split(
-        point, end=None, now=T0 + timedelta(days=1), cursors=8, margin=MARGIN, expected_logs=300_000
-    )
-    assert len(few) == 1 and len(many) == 16
+    later = T0 + timedelta(days=1)
+    assert len(split(point, end=None, now=later, cursors=8, expected_pages=9)) == 2
+    assert len(split(point, end=None, now=later, cursors=8, expected_pages=3_000)) == 8
+    assert len(split(point, end=None, now=later, cursors=1, expected_pages=3_000)) == 1
+    short = split(point, end=None, now=T0 + timedelta(minutes=3), cursors=8)
+    assert len(short) == 3  # none shorter than a minute
+
+
+def test_pages_are_estimated_from_the_oldest_and_newest_pages() -> None:
+    day = make_tenant(3_000, T0, timedelta(days=1))  # 3,000 logs in a day, then nothing
+    oldest, newest = day[:100], day[-100:][::-1]
+    horizon = newest_written(newest)
+    assert horizon is not None and horizon == write_time(day[-1]["log_id"])
+    estimate = estimate_pages([oldest, newest], horizon - T0)
+    assert estimate is not None and 27 <= estimate <= 33  # 30 pages
+    assert estimate_pages([day[:40]], timedelta(days=5)) == 0.4  # fewer logs than a page

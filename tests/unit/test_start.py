@@ -3,12 +3,13 @@ httpx.MockTransport, no threads, no sockets."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from backfill import state as state_file
+from backfill.auth0.log_ids import write_time
 from backfill.errors import StateError, TinybirdAuthError, TinybirdNotFoundError
 from backfill.pacer import Pacer
 from backfill.retry import RetryPolicy
@@ -99,9 +101,9 @@ def test_fresh_cuts_the_window_into_ranges_and_keeps_the_checkpoint(tmp_path: Pa
     service = services(tmp_path, FakeAuth0(records()), FakeTinybirdApi())
     notes = Notes()
     plan = planned(start(request(service), service, notes))
-    assert len(plan.state.ranges) > 1 and plan.state.ranges[-1].end is None
+    assert len(plan.state.ranges) > 1 and not plan.state.ranges[-1].bounded
     assert plan.persist and plan.exactly_once and plan.landed_between is not None
-    assert plan.options.concurrency == 8 and plan.options.in_flight == 4
+    assert plan.options.concurrency == 8 and plan.options.in_flight == 8
     recorded = dict(plan.state.started_with)
     assert recorded.pop("mirror") == {
         "types": None,
@@ -160,7 +162,7 @@ def test_until_stream_start_needs_read_access(tmp_path: Path) -> None:
         start(request(service, until_stream_start=True), service, Notes())
 
 
-def test_resume_takes_the_checkpoint_and_cuts_a_tail_far_behind_again(tmp_path: Path) -> None:
+def test_resume_takes_the_checkpoint_and_leaves_cutting_to_the_readers(tmp_path: Path) -> None:
     tenant = records()
     service = services(tmp_path, FakeAuth0(tenant), FakeTinybirdApi())
     existing = state_file.new_state(
@@ -174,8 +176,9 @@ def test_resume_takes_the_checkpoint_and_cuts_a_tail_far_behind_again(tmp_path: 
     state_file.save(service.settings.state, existing)
     plan = planned(start(request(service), service, Notes()))
     assert plan.state.ranges[0].cursor == tenant[100]["log_id"]
-    assert len(plan.state.ranges) > 1  # two days behind: cut again for several cursors
-    assert plan.state.ranges[0].end == plan.state.ranges[1].start
+    # Two days behind: its readers cut it while reading, where its logs turn out to be (no
+    # probe at start); the options let them.
+    assert len(plan.state.ranges) == 1 and plan.options.concurrency == 8
 
 
 def test_resume_with_other_flags_is_refused(tmp_path: Path) -> None:
@@ -253,7 +256,46 @@ def test_planned_ranges_cover_the_window_without_overlap(tmp_path: Path) -> None
     service = services(tmp_path, FakeAuth0(records()), FakeTinybirdApi(), from_date=iso(lower))
     plan = planned(start(request(service), service, Notes()))
     ranges = plan.state.ranges
-    assert ranges[0].start == iso(lower)
+    assert len(ranges) == 8 and {item.start for item in ranges} == {iso(lower)}
     for before, after in itertools.pairwise(ranges):
-        assert before.end == after.start
-    assert datetime.fromisoformat(ranges[-1].start or "") < NOW.astimezone(UTC)
+        assert before.end_id == after.start_after  # ids after one cut, up to the next
+    last_cut = write_time(ranges[-1].start_after)
+    newest = write_time(records()[-1]["log_id"])
+    assert last_cut is not None and newest is not None and last_cut < newest
+
+
+def test_a_quiet_tenant_is_cut_only_where_its_logs_are(tmp_path: Path) -> None:
+    # 3,000 logs on one day, then four silent days up to now: the ranges cover that day only.
+    day = make_tenant(3_000, NOW - timedelta(days=5), timedelta(days=1))
+    auth0 = FakeAuth0(day)
+    service = services(tmp_path, auth0, FakeTinybirdApi())
+    plan = planned(start(request(service), service, Notes()))
+    ranges = plan.state.ranges
+    newest = write_time(day[-1]["log_id"])
+    assert newest is not None and plan.options.horizon == newest
+    assert 1 < len(ranges) <= 8
+    cuts = [write_time(item.start_after) for item in ranges[1:]]
+    assert all(cut is not None and cut < newest for cut in cuts)
+    assert auth0.page_searches == 2 and auth0.requests == 0  # the oldest and newest, no probe
+    assert plan.known == {day[0]["log_id"]: day[0]}  # the lead, as the search returned it
+
+
+@pytest.mark.parametrize(("bucket", "ranges", "searches"), [(2, 1, 1), (50, 8, 2)])
+def test_as_many_ranges_as_cursors_keep_up_with_the_bucket(
+    tmp_path: Path, bucket: int, ranges: int, searches: int
+) -> None:
+    # Free plan: a bucket of 2 (so at most 2 a second) and answers in 0.3 s: one cursor keeps
+    # up, and the newest log is not asked. Enterprise: a bucket of 50: every cursor.
+    auth0 = FakeAuth0(records())
+    moment = [100.0]
+    service = dataclasses.replace(
+        services(tmp_path, auth0, FakeTinybirdApi()), pacer=Pacer(clock=lambda: moment[0])
+    )
+    ticket = service.pacer.acquire()
+    moment[0] += 0.3
+    service.pacer.observe(
+        ticket, 200, {"x-ratelimit-limit": str(bucket), "x-ratelimit-remaining": "1"}
+    )
+    assert service.pacer.round_trip == pytest.approx(0.3)
+    plan = planned(start(request(service), service, Notes()))
+    assert len(plan.state.ranges) == ranges and auth0.page_searches == searches

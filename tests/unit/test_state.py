@@ -20,7 +20,9 @@ def sample() -> state_file.RunState:
         tinybird_host="https://api.tinybird.co",
         started_with={"from_date": "2026-11-01T00:00:00.000Z"},
     )
-    current.ranges = [RangeState(id=0, start=None, end=None, start_after="900", cursor="901")]
+    current.ranges = [
+        RangeState(id=0, start=None, end=None, start_after="900", cursor="901", end_id="905")
+    ]
     current.ledger = {"2026-11-01": 5}
     return current
 
@@ -32,7 +34,9 @@ def test_round_trip_and_mode(tmp_path: Path) -> None:
     loaded = state_file.load(path)
     assert loaded is not None
     assert loaded.ranges[0].cursor == "901" and loaded.ledger == {"2026-11-01": 5}
+    assert loaded.ranges[0].end_id == "905" and loaded.ranges[0].bounded
     document = json.loads(path.read_text())
+    # Version 2: ranges may end at a log_id, which a version 1 job would read past.
     assert document["format"] == "auth0-backfill-state"
     assert document["version"] == STATE_VERSION == 2
     assert not list(tmp_path.glob("*.tmp"))  # no temp file left behind
@@ -51,6 +55,13 @@ def test_missing_is_none(tmp_path: Path) -> None:
         (b"[1, 2]", "not an auth0-backfill state file"),
         (b'{"format": "auth0-backfill-state", "version": 99, "written_by": "9.0"}', "newer"),
         (b'{"format": "auth0-backfill-state", "version": 1}', "damaged"),
+        (b'{"format": "auth0-backfill-state", "version": 3, "written_by": "9.0"}', "newer"),
+        (
+            b'{"format": "auth0-backfill-state", "version": 2, "tenant": "t", "datasource": "a",'
+            b' "tinybird_host": "h", "started_with": {}, "ranges": [{"id": 0, "start": null,'
+            b' "end": null, "start_after": "900", "end_id": "soon"}]}',
+            "end_id 'soon' is not a log_id",
+        ),
     ],
 )
 def test_untrustworthy_files_are_errors_and_left_untouched(

@@ -1,0 +1,114 @@
+"""A new run: where the tenant's logs begin and end, asked of Auth0, and the ranges they are cut
+into (``plan``)."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from backfill import state as state_file
+from backfill.auth0.source import Auth0Logs, oldest_of
+from backfill.run.checkpoint import started_with
+from backfill.run.plan import StartPoint, estimate_pages, find_start, newest_written, split
+from backfill.run.reader import Record
+from backfill.run.request import Notes
+from backfill.services import Services
+from backfill.settings import Settings
+from backfill.state import RunState
+from backfill.timeutil import iso, utcnow
+
+log = logging.getLogger("backfill.job")
+
+
+@dataclass
+class NewRun:
+    """A new run's state, and what planning it learned that reading can use."""
+
+    state: RunState
+    horizon: datetime | None = None  # the newest log's write time, when it was asked
+    known: dict[str, Record] = field(default_factory=dict)  # the lead, as a search returned it
+
+
+def new_run(
+    services: Services, notes: Notes, *, end: datetime | None, cursors: int
+) -> NewRun | None:
+    """A new run: where it starts, and its ranges. None when the tenant has no logs at all.
+
+    As many ranges as cursors keep up with the rate limit (``Pacer.cursors_needed``, known from
+    the answers so far). With more than one, the newest log is asked too, at the same time as
+    the oldest: the ranges then cover only the span that holds logs, and the two pages tell how
+    many logs there are, so a small tenant is not cut more than it is worth.
+    """
+    settings = services.settings
+    now = utcnow()
+    margin = timedelta(seconds=settings.late_margin_seconds)
+    auth0 = services.auth0
+    wanted = services.pacer.cursors_needed(cursors)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        newest = pool.submit(auth0.newest_page) if wanted > 1 else None
+        oldest_page = auth0.oldest_page()
+        newest_page = newest.result() if newest is not None else []
+    start_point = find_start(
+        _Searched(auth0, oldest_of(oldest_page)),
+        from_date=settings.from_date,
+        from_log_id=settings.from_log_id,
+        margin=margin,
+        notes=notes.add,
+    )
+    if start_point is None:
+        notes.add("The tenant has no logs at all.")
+        return None
+    horizon = newest_written(newest_page)
+    stop = min(end or now, horizon or now)
+    expected = None
+    if newest_page:
+        expected = estimate_pages([oldest_page, newest_page], stop - start_point.moment)
+    state = new_state(settings)
+    state.ranges = split(
+        start_point,
+        end=end,
+        now=now,
+        cursors=wanted,
+        horizon=horizon,
+        expected_pages=expected,
+    )
+    log.info(
+        "plan ranges=%d cursors_needed=%d newest=%s expected_pages=%s",
+        len(state.ranges),
+        wanted,
+        iso(horizon) if horizon else None,
+        f"{expected:.0f}" if expected is not None else None,
+    )
+    return NewRun(state, horizon, _lead(start_point))
+
+
+class _Searched:
+    """The source, its oldest log already known from a search."""
+
+    def __init__(self, source: Auth0Logs, oldest: Record | None) -> None:
+        self._source = source
+        self._oldest = oldest
+
+    def oldest(self) -> Record | None:
+        return self._oldest
+
+    def search(
+        self, *, q: str | None = None, sort: str = "date:1", per_page: int = 100, page: int = 0
+    ) -> list[Record]:
+        return self._source.search(q=q, sort=sort, per_page=per_page, page=page)
+
+
+def _lead(start_point: StartPoint) -> dict[str, Record]:
+    record = start_point.lead_record
+    return {start_point.lead: record} if start_point.lead and record else {}
+
+
+def new_state(settings: Settings) -> RunState:
+    return state_file.new_state(
+        tenant=settings.auth0_domain,
+        datasource=settings.datasource,
+        tinybird_host=settings.tinybird_host,
+        started_with=started_with(settings),
+    )
