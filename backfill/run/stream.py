@@ -14,7 +14,7 @@ from backfill.errors import StateError
 from backfill.run.mirror import BACKLOG
 from backfill.settings import Settings
 from backfill.timeutil import clickhouse_literal, iso, parse_record_date
-from backfill.tinybird.query import TinybirdQuery, quote
+from backfill.tinybird.query import QUARANTINED_DATE, TinybirdQuery, quote
 
 log = logging.getLogger("backfill.live_stream")
 
@@ -22,13 +22,17 @@ HOLE_SECONDS = 900  # quieter stretches than this are asked about: does Auth0 ha
 
 
 def stream_began(query: TinybirdQuery) -> datetime | None:
-    """The earliest date in the data source (where the live stream began), None when empty."""
-    rows = query.sql(
-        f"SELECT count() AS rows, toString(min(date)) AS first FROM {query.datasource}"
+    """The earliest date in the data source or its quarantine (where the live stream began: its
+    first rows may have been quarantined), None when both are empty."""
+    rows = query.with_quarantine(
+        f"SELECT count() AS rows, toString(min(date)) AS first FROM {query.datasource}",
+        f"SELECT count() AS rows, toString(min({QUARANTINED_DATE})) AS first "
+        f"FROM {query.datasource}_quarantine WHERE {QUARANTINED_DATE} IS NOT NULL",
     )
-    if not rows or int(rows[0].get("rows") or 0) == 0:
-        return None
-    return clickhouse_date(rows[0]["first"])
+    firsts = [
+        clickhouse_date(row["first"]) for row in rows if int(row.get("rows") or 0) and row["first"]
+    ]
+    return min((first for first in firsts if first is not None), default=None)
 
 
 def greatest_log_id(query: TinybirdQuery) -> str | None:
@@ -40,11 +44,15 @@ def greatest_log_id(query: TinybirdQuery) -> str | None:
 
 
 def ids_dated_between(query: TinybirdQuery, low: datetime, high: datetime) -> set[str]:
-    rows = query.sql(
-        f"SELECT log_id FROM {query.datasource} WHERE date >= {clickhouse_literal(low)} "
-        f"AND date < {clickhouse_literal(high)}"
+    """log_ids dated in ``[low, high)`` in the data source or its quarantine."""
+    low_literal, high_literal = clickhouse_literal(low), clickhouse_literal(high)
+    rows = query.with_quarantine(
+        f"SELECT log_id FROM {query.datasource} "
+        f"WHERE date >= {low_literal} AND date < {high_literal}",
+        f"SELECT log_id FROM {query.datasource}_quarantine WHERE log_id IS NOT NULL "
+        f"AND {QUARANTINED_DATE} >= {low_literal} AND {QUARANTINED_DATE} < {high_literal}",
     )
-    return {str(row["log_id"]) for row in rows}
+    return {str(row["log_id"]) for row in rows if row.get("log_id")}
 
 
 def refuse_unless_own_rows(

@@ -123,21 +123,31 @@ class TinybirdQuery:
                 f" AND date >= {clickhouse_literal(min_date - slack)}"
                 f" AND date <= {clickhouse_literal(max_date + slack)}"
             )
-        own = f"SELECT log_id FROM {self.datasource} WHERE {where}"
-        # One query for both tables (the quarantine exists once a row went there).
-        quarantine = (
-            f"SELECT log_id FROM {self.datasource}_quarantine WHERE log_id IS NOT NULL AND {span}"
+        rows = self.with_quarantine(
+            f"SELECT log_id FROM {self.datasource} WHERE {where}",
+            f"SELECT log_id FROM {self.datasource}_quarantine WHERE log_id IS NOT NULL AND {span}",
         )
+        return {str(row["log_id"]) for row in rows if row.get("log_id")}
+
+    def with_quarantine(self, own: str, quarantined: str) -> list[dict[str, Any]]:
+        """The rows of ``own`` (a question of the data source) and of ``quarantined`` (the same
+        of its quarantine, whose columns are all strings), in one query. A row Tinybird could
+        not take was delivered all the same: whoever sent it must not send it again. The
+        quarantine exists once a row went there; until then, ``own`` alone."""
         if self._quarantine is not False:
             try:
-                rows = self.sql(f"{own} UNION ALL {quarantine}")
+                rows = self.sql(f"{own} UNION ALL {quarantined}")
                 self._quarantine = True
-                return {str(row["log_id"]) for row in rows if row.get("log_id")}
+                return rows
             except (TinybirdRequestError, TinybirdNotFoundError):
                 if self._quarantine:
                     raise
                 self._quarantine = False
-        return {str(row["log_id"]) for row in self.sql(own)}
+        return self.sql(own)
+
+
+# A quarantined row's date, as the data source's column (quarantine columns are strings).
+QUARANTINED_DATE = "parseDateTime64BestEffortOrNull(date, 3, 'UTC')"
 
 
 def quote(value: str) -> str:

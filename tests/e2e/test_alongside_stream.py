@@ -40,6 +40,25 @@ def test_until_stream_start_fills_exactly_the_gap(harness) -> None:  # type: ign
     assert again.returncode == 0 and again.summary()["rows_sent"] == 0
 
 
+def test_until_stream_start_counts_the_streams_quarantined_rows(harness) -> None:  # type: ignore[no-untyped-def]
+    # The stream sends `scope` as Auth0 wrote it; a space-separated string does not fit the
+    # seed's Array column, so such a first row lands in the quarantine: the stream began there.
+    h: Harness = harness(logs=3000, days=2.0, seed=53, profile="unlimited")
+    records = h.records()
+    first = next(record for record in records[1500:] if isinstance(record.get("scope"), str))
+    h.tinybird("/__sandbox/stream", method="POST", json={"since": first["date"]}).raise_for_status()
+    quarantined = h.sql(f"SELECT log_id FROM auth0_quarantine WHERE log_id = '{first['_id']}'")
+    assert quarantined, "the stream's first row is in the quarantine"
+    assert h.sql("SELECT min(log_id) AS low FROM auth0")[0]["low"] > first["_id"]
+
+    result = h.run("run", "--until-stream-start", "--json")
+    assert result.returncode == 0, result.stderr
+    assert f"first event in Tinybird is at {first['date']}" in result.stderr
+    sent = [row["log_id"] for row in h.received()]
+    assert len(sent) == len(set(sent))
+    assert set(sent) == {record["_id"] for record in records if record["date"] < first["date"]}
+
+
 def test_until_stream_start_with_no_stream_goes_until_caught_up(harness) -> None:  # type: ignore[no-untyped-def]
     h: Harness = harness(logs=2000, days=2.0, seed=52, profile="unlimited")
     result = h.run("run", "--until-stream-start", "--json")
