@@ -4,7 +4,7 @@ or ``NothingToDo``.
 
 - ``fresh``: no checkpoint; from ``--from-log-id``, ``--from-date`` or the oldest log.
 - ``until_stream_start``: fresh, ending where the live stream's data begins.
-- ``resume``: the checkpoint of an earlier run (its open tail cut again when far behind).
+- ``resume``: the checkpoint of an earlier run (a tail far behind is cut while it is read).
 - ``from_tinybird``: the resume point is the greatest log_id in the data source, no state file.
 - ``dry_run``: envelopes to a file instead of Tinybird; the checkpoint is not touched.
 """
