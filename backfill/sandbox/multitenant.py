@@ -20,10 +20,8 @@ state file; `env()` holds those variables.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from backfill.sandbox.auth0_server import Auth0Emulator
 from backfill.sandbox.credentials import Auth0Credentials, TinybirdCredentials
@@ -32,6 +30,7 @@ from backfill.sandbox.httpbase import SandboxHTTPServer, Service
 from backfill.sandbox.mixing import mix64
 from backfill.sandbox.runner import (
     SandboxConfig,
+    Served,
     auth0_emulator,
     datasource_schema,
     tinybird_emulator,
@@ -60,19 +59,16 @@ class TenantEndpoint:
         return state_dir / f"{self.name}.json"
 
 
-class MultiTenantSandbox:
+class MultiTenantSandbox(Served):
     def __init__(self, config: SandboxConfig, tenants: int) -> None:
         if tenants < 1:
             raise ValueError("a multi-tenant sandbox needs at least one tenant")
         if config.stream_from is not None or config.data_dir is not None:
             raise ValueError("stream_from and data_dir are for the single-tenant Sandbox")
         self.config = config
-        self._stopping = threading.Event()
-        self._servers: list[SandboxHTTPServer] = []
-        self._closed = False
+        super().__init__(TinybirdStore(None))
         self.tenants: list[TenantEndpoint] = []
         self.tinybird_credentials = TinybirdCredentials(config.seed, config.datasource)
-        self.store = TinybirdStore(None)
         try:
             self._start(config, tenants)
         except BaseException:
@@ -146,28 +142,6 @@ class MultiTenantSandbox:
     def write_settings(self, path: Path, state_dir: Path, concurrency: int | None = None) -> Path:
         path.write_text(self.settings_toml(state_dir, concurrency), encoding="utf-8")
         return path
-
-    def close(self) -> None:
-        """Stop every server (ending their connection threads) and drop the tables."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stopping.set()
-        for server in self._servers:
-            server.close()
-        self._servers = []
-        self.store.close()
-
-    def __enter__(self) -> MultiTenantSandbox:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _toml(text: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from backfill.sandbox.auth0_server import Auth0Emulator, Auth0Settings
 from backfill.sandbox.credentials import Auth0Credentials, TinybirdCredentials
@@ -153,12 +154,42 @@ def tinybird_emulator(
     )
 
 
-class Sandbox:
-    def __init__(self, config: SandboxConfig | None = None) -> None:
-        self.config = config = config or SandboxConfig()
+class Served:
+    """What a sandbox's servers share: started in ``__init__``, stopped once by ``close`` (every
+    connection thread ended, the in-memory tables dropped); a context manager."""
+
+    def __init__(self, store: TinybirdStore) -> None:
+        self.store = store
         self._stopping = threading.Event()
         self._servers: list[SandboxHTTPServer] = []
         self._closed = False
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        for server in self._servers:
+            server.close()
+        self._servers = []
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Sandbox(Served):
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config = config or SandboxConfig()
+        super().__init__(TinybirdStore(config.data_dir))
         self.tenant = Tenant(
             config.seed,
             config.logs,
@@ -168,7 +199,6 @@ class Sandbox:
         )
         self.auth0_credentials = Auth0Credentials(config.seed)
         self.tinybird_credentials = TinybirdCredentials(config.seed, config.datasource)
-        self.store = TinybirdStore(config.data_dir)
         try:
             self._start(config)
         except BaseException:
@@ -239,25 +269,3 @@ class Sandbox:
             "SANDBOX_TINYBIRD_READ_TOKEN": self.tinybird_credentials.read,
             "SANDBOX_TINYBIRD_OTHER_REGION_TOKEN": self.tinybird_credentials.other_region,
         }
-
-    def close(self) -> None:
-        """Stop both servers (ending every connection thread) and drop the in-memory tables."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stopping.set()
-        for server in self._servers:
-            server.close()
-        self._servers = []
-        self.store.close()
-
-    def __enter__(self) -> Sandbox:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
