@@ -88,7 +88,8 @@ def choose_split(
 
     A free cursor (fewer ranges busy than ``cursors``) takes part of the range with the most
     pages left, when more cursors would read faster (fewer busy than ``needed``, and the rate
-    limit holds no request back), or when that range would otherwise be read alone at the end.
+    limit holds no request back), or when that range would otherwise be read alone at the end
+    by a cursor that cannot keep up with the limit alone.
     The range keeps its share of all the pages left (over the busy cursors, one more counted),
     at most half of its own, and the new range takes the rest. Its own estimate counts the
     density where its reader stands over all its span, which in a burst overstates it: a cut in
@@ -113,7 +114,10 @@ def choose_split(
     if left < MIN_SPLIT_PAGES:
         return None
     faster = pace.busy < pace.needed and not pace.saturated  # another cursor reads faster
-    if not faster and left < TAIL_FACTOR * total / len(estimates):
+    # Read alone at the end, a range is slower than the limit only if one cursor cannot keep
+    # up with it (free and professional plans: it can, and each cut costs part of a page).
+    alone_is_slower = pace.needed > 1 and left >= TAIL_FACTOR * total / len(estimates)
+    if not faster and not alone_is_slower:
         return None
     keep = max(MIN_KEEP_PAGES, min(left / 2, total / (pace.busy + 1)))
     assert fetched.to is not None and fetched.density is not None

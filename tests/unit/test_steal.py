@@ -104,6 +104,9 @@ def test_while_the_limit_sets_the_pace_only_a_range_left_alone_at_the_end_is_cut
     ranges = [*even, (long, reading(T0 + timedelta(days=2), timedelta(seconds=10)))]
     split = choose_split(ranges, pace=pace(busy=3, needed=3, saturated=True), new_id=3)
     assert split is not None and split.victim is long
+    # Unless one cursor keeps up with the limit alone (a small bucket): then the cut would
+    # only cost part of a page.
+    assert choose_split(ranges, pace=pace(busy=3, needed=1, saturated=True), new_id=3) is None
 
 
 def test_a_lone_cursor_that_keeps_up_is_never_cut() -> None:
