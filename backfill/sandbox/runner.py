@@ -189,7 +189,6 @@ class Served:
 class Sandbox(Served):
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config = config or SandboxConfig()
-        super().__init__(TinybirdStore(config.data_dir))
         self.tenant = Tenant(
             config.seed,
             config.logs,
@@ -199,6 +198,7 @@ class Sandbox(Served):
         )
         self.auth0_credentials = Auth0Credentials(config.seed)
         self.tinybird_credentials = TinybirdCredentials(config.seed, config.datasource)
+        super().__init__(TinybirdStore(config.data_dir))  # after what may fail: no store left open
         try:
             self._start(config)
         except BaseException:

@@ -147,7 +147,7 @@ class TinybirdQuery:
 
 
 # A quarantined row's date, as the data source's column (quarantine columns are strings).
-QUARANTINED_DATE = "parseDateTime64BestEffortOrNull(date, 3, 'UTC')"
+QUARANTINED_DATE = "parseDateTime64BestEffortOrNull(toString(date), 3, 'UTC')"
 
 
 def quote(value: str) -> str:
