@@ -297,8 +297,9 @@ class Pipeline(Outlet):
     def fetched(self, range_id: int, page: list[Record]) -> tuple[str | None, str | None]:
         with self._lock:
             run = self._runs[range_id]
-            run.fetched.record(page)
-            if len(page) >= self._options.take and not self._stopper.stopping:
+            full = len(page) >= self._options.take
+            run.fetched.record(page, final=not full)
+            if full and not self._stopper.stopping:
                 # Where every reader stands is known afresh: a free cursor may take part of a
                 # range now (this one's included: its new end is returned below).
                 split = self._split()

@@ -38,7 +38,12 @@ class Fetched:
     to: datetime | None = None  # write time of the last log_id fetched
     density: float | None = None  # logs per second of write time over the last page
 
-    def record(self, page: list[dict[str, Any]]) -> None:
+    def record(self, page: list[dict[str, Any]], *, final: bool = False) -> None:
+        """Note a page the reader fetched. ``final``: a short page, after which the reader ends
+        with the ends it holds now: a cut made later would leave its range bounded and not done,
+        so it is out of reach of cuts from here on."""
+        if final:
+            self.reading = False
         if not page:
             return
         last = page[-1].get("log_id")

@@ -122,3 +122,13 @@ def test_a_range_nearly_read_is_not_worth_a_cut() -> None:
     item = bounded(0, T0, T0 + timedelta(seconds=99 + 250))  # 2.5 pages left
     ranges = [(item, reading(T0, timedelta(seconds=1)))]
     assert choose_split(ranges, pace=pace(busy=1, needed=8), new_id=1) is None
+
+
+def test_a_range_whose_reader_caught_up_is_never_cut() -> None:
+    # Its reader ends with the ends it took with that short page: a cut made after it would
+    # leave the range bounded, and not done.
+    item = RangeState(id=0, start=None, end=None, start_after=synthesize(T0))
+    fetched = reading(T0, timedelta(seconds=30))
+    fetched.record(page(T0 + timedelta(hours=1), timedelta(seconds=30), count=40), final=True)
+    assert pages_left(item, fetched, HORIZON) is None
+    assert choose_split([(item, fetched)], pace=pace(busy=1, needed=8), new_id=1) is None
