@@ -38,8 +38,12 @@ def batch(rows: int = 8):  # type: ignore[no-untyped-def]
 
 
 def sink(
-    handler: Handler, *, landed: Callable | None = None, sleeps: list[float] | None = None
-) -> TinybirdEvents:  # type: ignore[type-arg]
+    handler: Handler,
+    *,
+    landed: Callable | None = None,  # type: ignore[type-arg]
+    sleeps: list[float] | None = None,
+    refuse_alone: bool = True,
+) -> TinybirdEvents:
     waits = sleeps if sleeps is not None else []
     return TinybirdEvents(
         host="https://api.tinybird.co",
@@ -48,7 +52,21 @@ def sink(
         http=httpx.Client(transport=httpx.MockTransport(handler)),
         retry=RetryPolicy(max_attempts=4, sleep=waits.append, rng=random.Random(0)),
         landed=landed,
+        refuse_alone=refuse_alone,
     )
+
+
+def refusing(log_id: str, sent: list[str]) -> Handler:
+    """Tinybird answering 413 to any append holding ``log_id``; what it took goes to ``sent``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        rows = rows_of(request)
+        if log_id in rows:
+            return httpx.Response(413, json={"error": "too large"})
+        sent.extend(rows)
+        return httpx.Response(200, json={"successful_rows": len(rows), "quarantined_rows": 0})
+
+    return handler
 
 
 def rows_of(request: httpx.Request) -> list[str]:
@@ -102,15 +120,7 @@ def test_413_splits_in_halves_down_to_what_fits() -> None:
 
 def test_a_row_too_large_even_alone_is_left_out_and_the_rest_lands() -> None:
     sent: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        rows = rows_of(request)
-        if "0003" in rows:
-            return httpx.Response(413, json={"error": "too large"})
-        sent.extend(rows)
-        return httpx.Response(200, json={"successful_rows": len(rows), "quarantined_rows": 0})
-
-    result = sink(handler).append(batch())
+    result = sink(refusing("0003", sent)).append(batch())
     assert sent == ["0000", "0001", "0002", "0004", "0005", "0006", "0007"]
     assert result.successful_rows == 7
     assert [(row.log_id, row.date, row.why) for row in result.left_out] == [
@@ -120,16 +130,7 @@ def test_a_row_too_large_even_alone_is_left_out_and_the_rest_lands() -> None:
 
 def test_without_a_state_file_a_refused_row_stops_the_append_before_what_follows() -> None:
     sent: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        rows = rows_of(request)
-        if "0003" in rows:
-            return httpx.Response(413, json={"error": "too large"})
-        sent.extend(rows)
-        return httpx.Response(200, json={"successful_rows": len(rows), "quarantined_rows": 0})
-
-    stateless = sink(handler)
-    stateless._refuse_alone = False
+    stateless = sink(refusing("0003", sent), refuse_alone=False)
     with pytest.raises(RowsRefusedError, match=r"log 0003 .*--skip-log-id 0003") as refused:
         stateless.append(batch())
     assert refused.value.exit_code == 9 and refused.value.log_ids == ["0003"]
