@@ -29,9 +29,7 @@ def stream_began(query: TinybirdQuery) -> datetime | None:
         f"SELECT count() AS rows, toString(min({QUARANTINED_DATE})) AS first "
         f"FROM {query.datasource}_quarantine WHERE {QUARANTINED_DATE} IS NOT NULL",
     )
-    firsts = [
-        clickhouse_date(row["first"]) for row in rows if int(row.get("rows") or 0) and row["first"]
-    ]
+    firsts = (clickhouse_date(row["first"]) for row in rows if int(row.get("rows") or 0))
     return min((first for first in firsts if first is not None), default=None)
 
 
