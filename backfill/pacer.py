@@ -5,8 +5,11 @@ Auth0 rate-limits ``/api/v2/logs`` with a token bucket and reports it on every a
 keeps its own estimate of the bucket: the server's last word, minus the requests sent since that
 the server may not have counted yet, plus the refill since. It learns the refill rate from the
 same headers (how much ``remaining`` recovered over a window, given how many requests we made), so
-it needs no plan table and adapts when other clients share the tenant's budget. A request leaves
-only when the estimate holds a token beyond a small reserve, so the steady state draws no 429.
+it adapts when other clients share the tenant's budget. The free plan's bucket is the exception:
+learning its refill from a bucket of two costs a tenth of its pace for the first tens of seconds,
+which is all of a small tenant's run, so it starts from the documented 2/s (``_DOCUMENTED_REFILL``)
+until a window or a 429 rules that out. A request leaves only when the estimate holds a token
+beyond a small reserve, so the steady state draws no 429.
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ _MAX_RESET_WAIT = 60.0
 _SPARE_CURSORS = 1.1  # cursors beyond rate x round trip: round trips vary, pages take CPU
 _SATURATION_WINDOW = 0.5  # seconds: held back this recently, the limit sets the pace
 _PRECISE_TOKENS = 10  # a window this many tokens of refill long gives the rate within a tenth
+# Bucket size -> the refill (requests/s) Auth0 documents for it, where one plan alone has that
+# size (reference/auth0-logs-api.md): the free plan's 2 and 2/s. Professional and enterprise
+# non-production share 10 (100/min, 2/s), so it is learned; enterprise's 50 and 16/s is learned
+# too: its bucket's size stands in for the rate when choosing cursors, and taking 16/s at once
+# cut the opening to six cursors (the even shape took 0.3 s longer).
+_DOCUMENTED_REFILL = {2: 2.0}
 
 
 class Pacer:
@@ -74,6 +83,9 @@ class Pacer:
         self._trip_spread = 0.0  # how much round trips vary (mean deviation, smoothed)
         self._held_at = float("-inf")  # when the limit last held a request back
         self._exact_seen = False  # a window since the bucket was last full gave the rate
+        self._learned = False  # the rate came from a window, not from the documented plans
+        self._anchored = False  # the estimate rests on an answer (before: one probe at a time)
+        self._documented: float | None = None  # the refill Auth0 documents, until ruled out
         self.throttled = 0  # 429s, for the summary
         self.waiting = 0  # callers blocked right now: the limit, not the cursors, sets the pace
 
@@ -172,14 +184,13 @@ class Pacer:
             return self._issue(now), 0.0
         self._refill(now)
         needed = 1.0 + (self._reserve if self._limit > self._reserve + 1 else 0)
-        coming = self._rate * self._safety * self._ahead() if self._rate else 0.0
-        if self._tokens + coming >= needed:
-            if self._tokens + coming < needed + 1.0:
+        if self._tokens >= needed:
+            if self._tokens < needed + 1.0:
                 self._held_at = now  # the last token there is: the limit sets the pace
             self._tokens -= 1.0
             return self._issue(now), 0.0
         if self._rate:
-            return None, (needed - self._tokens - coming) / (self._rate * self._safety)
+            return None, (needed - self._tokens) / (self._rate * self._safety)
         # Rate not learned yet: an answer in flight will tell us more; with none in flight,
         # one probe once the server said tokens are added again.
         if self._in_flight:
@@ -187,16 +198,6 @@ class Pacer:
         if now >= self._reset_at:
             return self._issue(now), 0.0
         return None, self._reset_at - now
-
-    def _ahead(self) -> float:
-        """With no other request in flight, the refill until this one is counted may be spent
-        now: it is counted as far into its round trip as the last one was, and the estimate
-        counted that one in the middle (half a round trip, less twice how much round trips
-        vary). Without it a lone cursor (a small bucket) would wait for each token and only
-        then send, losing that time on every request. With others in flight, they fill it."""
-        if self._round_trip is None or self._in_flight:
-            return 0.0
-        return max(0.0, self._round_trip / 2 - 2 * self._trip_spread)
 
     def _issue(self, now: float) -> int:
         ticket = self._next_seq
@@ -230,6 +231,8 @@ class Pacer:
                 self._unlimited = True  # this endpoint reports no limit: nothing to pace
             return
         self._unlimited = False
+        if self._limit is None and self._rate is None:
+            self._rate = self._documented = _DOCUMENTED_REFILL.get(limit)
         self._limit = limit
         server_at = now if sent_at is None else sent_at + (now - sent_at) / 2
         reset_in = wait_from_reset_epoch(header(headers, "x-ratelimit-reset"), now=self._wall())
@@ -243,6 +246,7 @@ class Pacer:
             self._blocked_until = max(self._blocked_until, self._reset_at)
             if self._rate:
                 self._rate *= 0.9  # we overestimated: back off for good, the window re-learns
+            self._documented = None  # not all ours (another client spends it too): learn it
             return
         if server_at > self._freshest:
             # The freshest word from the server. Requests sent after this one are not in it.
@@ -253,16 +257,36 @@ class Pacer:
             uncounted = sum(1 for sent in self._in_flight.values() if sent > settled)
             refill_since = (self._rate or 0.0) * self._safety * (now - server_at)
             estimate = min(float(limit), remaining + refill_since - uncounted)
-            if not self._rate and sent_at is not None and sent_at < last_answer_at:
+            if not self._learned and sent_at is not None and sent_at < last_answer_at:
                 # Before the refill rate is known (the opening burst), answers to requests in
                 # flight together arrive in any order, and the middle of a round trip is only
                 # a guess at when the server counted one: a stale "remaining" would raise the
                 # estimate above the truth. Let such an answer lower it, never raise it.
                 self._refill(now)
                 estimate = min(estimate, self._tokens)
+            elif self._rate and sent_at is not None and not self._in_flight:
+                estimate = self._lone_estimate(remaining, sent_at, now)
             self._tokens = estimate
             self._updated = now
+            self._anchored = True
         self._learn(_Sample(server_at, remaining, ticket))
+
+    def _lone_estimate(self, remaining: int, sent_at: float, now: float) -> float:
+        """The bucket after the answer to the only request in flight: a lone cursor's case
+        (a small bucket, or a quiet tenant), where nothing else keeps the limit busy.
+
+        "remaining" is the bucket's floor, and the server counted the request somewhere in its
+        round trip: guessing the middle may count refill that was not there yet (a 429), and
+        believing only the floor makes every request leave late, up to a token late, until the
+        bucket fills and loses refill. Our own count, carried from the last answer, knows the
+        fraction as long as the server's word allows it; when it does not, another client spent
+        tokens too: then the floor, counted as late as it can have been, is what is sure.
+        """
+        floor = float(remaining)  # counted just now, no refill since
+        ceiling = remaining + 1.0 + (self._rate or 0.0) * (now - sent_at)  # counted when sent
+        self._refill(now)
+        carried = self._tokens if self._anchored and self._tokens < ceiling else floor
+        return max(floor, carried)
 
     def _learn(self, sample: _Sample) -> None:
         """Refill rate = (tokens regained + requests counted) / time, over recent windows.
@@ -270,8 +294,8 @@ class Pacer:
         A window since the bucket was last full is exact. A window across a moment it was full
         undercounts (refill beyond the bucket's size is lost): a lower bound only, so it can
         only raise the estimate. And a full bucket means tokens went unused, so the estimate
-        was low: nudge it up. Small buckets (free plan: 2) are full too often for exact windows
-        until the nudges make the pacer send fast enough; a 429 takes a tenth off again.
+        was low: nudge it up; a 429 takes a tenth off again. A documented refill stands until a
+        window rules it out (``_DOCUMENTED_REFILL``).
         """
         assert self._limit is not None
         full = sample.remaining >= self._limit - 1
@@ -283,13 +307,32 @@ class Pacer:
                 window.popleft()
         exact = self._estimate(self._samples)
         lower = self._estimate(self._history)
+        self._learned |= exact is not None or lower is not None
+        if self._documented is not None:
+            # "remaining" is a whole number: a window gives the rate to within a token over
+            # it. The documented refill stands until a window rules it out: an exact one
+            # either way, one across a full bucket (a lower bound) only upwards.
+            exact_span = sample.at - self._samples[0].at
+            lower_span = sample.at - self._history[0].at
+            long_enough = _PRECISE_TOKENS / self._documented
+            if (
+                exact is not None
+                and exact_span >= long_enough
+                and abs(exact - self._documented) * exact_span > 1.0
+            ) or (
+                lower is not None
+                and lower_span >= long_enough
+                and (lower - self._documented) * lower_span > 1.0
+            ):
+                self._documented = None
+            else:
+                exact = lower = None
         if exact is not None:
             self._rate = exact
-            # "remaining" is a whole number: a window gives the rate to within a token over it
             self._exact_seen |= exact * (sample.at - self._samples[0].at) >= _PRECISE_TOKENS
         elif lower is not None:
             self._rate = max(lower, self._rate or 0.0)
-        if full and self._rate:
+        if full and self._rate and self._documented is None:
             # Until a window has shown the exact refill the rate is only a lower bound, and a
             # full bucket means it lost refill: raise it by a tenth, up to the bucket's size a
             # second (every Auth0 bucket holds at least a second of its refill). After, 2%.
