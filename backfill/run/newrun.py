@@ -11,7 +11,14 @@ from datetime import datetime, timedelta
 from backfill import state as state_file
 from backfill.auth0.source import Auth0Logs, oldest_of
 from backfill.run.checkpoint import started_with
-from backfill.run.plan import StartPoint, estimate_pages, find_start, newest_written, split
+from backfill.run.plan import (
+    StartPoint,
+    estimate_pages,
+    find_start,
+    newest_written,
+    searched_after,
+    split,
+)
 from backfill.run.reader import Record
 from backfill.run.request import Notes
 from backfill.services import Services
@@ -28,7 +35,7 @@ class NewRun:
 
     state: RunState
     horizon: datetime | None = None  # the newest log's write time, when it was asked
-    known: dict[str, Record] = field(default_factory=dict)  # the lead, as a search returned it
+    known: dict[str, list[Record]] = field(default_factory=dict)  # ``searched``
 
 
 def new_run(
@@ -81,7 +88,7 @@ def new_run(
         iso(horizon) if horizon else None,
         f"{expected:.0f}" if expected is not None else None,
     )
-    return NewRun(state, horizon, _lead(start_point))
+    return NewRun(state, horizon, _searched(start_point, oldest_page))
 
 
 class _Searched:
@@ -100,9 +107,14 @@ class _Searched:
         return self._source.search(q=q, sort=sort, per_page=per_page, page=page)
 
 
-def _lead(start_point: StartPoint) -> dict[str, Record]:
+def _searched(start_point: StartPoint, oldest_page: list[Record]) -> dict[str, list[Record]]:
+    """What the search for the oldest logs already returned, by the lead's log_id: the lead,
+    then the logs after it that the page holds in full (``searched_after``). The first range
+    reads them without asking Auth0 again: one request fewer, half a second on the free plan."""
     record = start_point.lead_record
-    return {start_point.lead: record} if start_point.lead and record else {}
+    if not start_point.lead or not record:
+        return {}
+    return {start_point.lead: [record, *searched_after(oldest_page, start_point.lead)]}
 
 
 def new_state(settings: Settings) -> RunState:

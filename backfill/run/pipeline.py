@@ -70,12 +70,12 @@ class Pipeline(Outlet):
         progress: Progress | None = None,
         landed_between: Callable[[PendingAppend], set[str]] | None = None,
         already_in_tinybird: set[str] | None = None,
-        known: dict[str, Record] | None = None,
+        known: dict[str, list[Record]] | None = None,
         now: Callable[[], datetime] = utcnow,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
-        self._known = known or {}  # records a search already returned (the lead), by log_id
+        self._known = known or {}  # what a search already returned, by the lead's log_id
         self._source = source
         self._sink = sink
         self._state = state

@@ -129,6 +129,29 @@ def estimate_pages(pages: Sequence[list[Record]], span: timedelta) -> float | No
     return sum(densities) / len(densities) * span.total_seconds() / PAGE
 
 
+def searched_after(page: Sequence[Record], lead: str) -> list[Record]:
+    """The logs a search page sorted by date holds after ``lead`` in id order, as far as it is
+    sure to hold every one: what paging from ``lead`` would return first, without asking again.
+
+    A log missing from a full page is dated at or after the page's last date, and its id is
+    written after its date: every id before that date's second is on the page (ids of the
+    observed shape only; else nothing). A page that is not full holds every log there was.
+    """
+    ids = [record.get("log_id") for record in page]
+    dates = [parse_record_date(record.get("date")) for record in page]
+    shaped = [log_id for log_id in ids if isinstance(log_id, str) and has_observed_shape(log_id)]
+    if not has_observed_shape(lead) or len(shaped) < len(page) or None in dates:
+        return []
+    after = order_key(lead)
+    bound = order_key(synthesize(max(d for d in dates if d))) if len(page) >= PAGE else None
+    found = [
+        record
+        for record, log_id in zip(page, shaped, strict=True)
+        if order_key(log_id) > after and (bound is None or order_key(log_id) < bound)
+    ]
+    return sorted(found, key=lambda record: order_key(record["log_id"]))
+
+
 def newest_written(page: Sequence[Record]) -> datetime | None:
     """The latest write time among a page's log_ids: where the tenant's logs end, for now."""
     written = [write_time(str(record.get("log_id"))) for record in page]

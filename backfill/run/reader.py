@@ -99,10 +99,12 @@ class RangeReader:
         already_in_tinybird: Container[str],
         clock: Callable[[], float],
         now: Callable[[], datetime],
-        known: Mapping[str, Record] | None = None,
+        known: Mapping[str, list[Record]] | None = None,
     ) -> None:
         self.item = item
-        self.known = known or {}  # records a search already returned, by log_id
+        # By a lead's log_id: the lead and the logs after it, as a search already returned
+        # them (``newrun._searched``)
+        self.known = known or {}
         self.source = source
         self.outlet = outlet
         self.options = options
@@ -125,9 +127,12 @@ class RangeReader:
     def read(self) -> None:
         item = self.item
         if item.lead and item.cursor is None:
-            lead = self.known.get(item.lead) or self.source.get(item.lead)
+            searched = self.known.get(item.lead)
+            lead = searched[0] if searched else self.source.get(item.lead)
             if lead is not None:
                 self.consume(lead)
+            if searched and self.consume_records(searched[1:]):
+                return
         position: str | None = self.last_consumed or item.position
         oldest = self.options.oldest
         if position is not None and oldest is not None and aged_out(item, oldest):
@@ -165,23 +170,8 @@ class RangeReader:
         """Consume one page; the next position, or None when the range's reading is over."""
         # Taken after recording the fetch: a split from now on lies beyond every record of it.
         self.take_end(self.outlet.fetched(self.item.id, page))
-        last_date: str | None = None
-        end_id = self.end_id
-        try:
-            for record in page:
-                if end_id is not None and _beyond(record.get("log_id"), end_id):
-                    self.finish(completes=True)  # the next range's: every id up to end_id read
-                    return None
-                date = self.date_of(record)
-                if self.stop_at is not None and date is not None and date >= self.stop_at:
-                    self.finish(completes=True)
-                    return None
-                self.consume(record, date)
-                last_date = date or last_date
-        finally:
-            counts, self.counts = self.counts, ReadCounts()
-            counts.read = len(page)
-            self.outlet.count(self.item.id, counts, _parse(last_date))
+        if self.consume_records(page):
+            return None
         if len(page) < self.options.take:
             # Caught up with what Auth0 has written. A bounded range whose end lies further back
             # than the late margin is complete: every log dated (or id made) before it exists.
@@ -199,6 +189,27 @@ class RangeReader:
             # there is, so the checkpoint moves and a stop re-reads little.
             self.flush()
         return str(page[-1]["log_id"]) if page else position
+
+    def consume_records(self, records: list[Record]) -> bool:
+        """Consume fetched records in id order; True when they reach past the range's end."""
+        last_date: str | None = None
+        end_id = self.end_id
+        try:
+            for record in records:
+                if end_id is not None and _beyond(record.get("log_id"), end_id):
+                    self.finish(completes=True)  # the next range's: every id up to end_id read
+                    return True
+                date = self.date_of(record)
+                if self.stop_at is not None and date is not None and date >= self.stop_at:
+                    self.finish(completes=True)
+                    return True
+                self.consume(record, date)
+                last_date = date or last_date
+        finally:
+            counts, self.counts = self.counts, ReadCounts()
+            counts.read = len(records)
+            self.outlet.count(self.item.id, counts, _parse(last_date))
+        return False
 
     def flush_after(self) -> float:
         """How old a batch may grow: short until the run's first checkpoint, so a stop early

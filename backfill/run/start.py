@@ -53,7 +53,7 @@ class Plan:
     already_in_tinybird: set[str] = field(default_factory=set)
     query: TinybirdQuery | None = None  # for the count of Query API calls
     dry_run: bool = False
-    known: dict[str, Record] = field(default_factory=dict)  # the lead, as a search returned it
+    known: dict[str, list[Record]] = field(default_factory=dict)  # ``newrun._searched``
 
 
 class NothingToDo:
@@ -206,7 +206,7 @@ def dry_run(request: JobRequest, services: Services, notes: Notes) -> Plan | Not
     existing = load_state(settings, restart=request.restart, touch=False)
     recorded = existing.started_with.get("mirror") if existing is not None else None
     mirrored = mirror(settings, survey.streams(services), recorded, notes.add)
-    known: dict[str, Record] = {}
+    known: dict[str, list[Record]] = {}
     if existing is not None:
         state = existing
     else:

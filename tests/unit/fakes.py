@@ -84,9 +84,11 @@ class FakeAuth0:
         return dict(min(visible[:100], key=lambda record: record["date"]))
 
     def oldest_page(self) -> list[Record]:
+        """Search mode: the first page by date, which may differ from id order."""
         with self.lock:
             self.page_searches += 1
-        return [dict(record) for record in self.records[self.oldest_index :][:100]]
+        by_date = sorted(self.records[self.oldest_index :], key=lambda record: record["date"])
+        return [dict(record) for record in by_date[:100]]
 
     def newest_page(self) -> list[Record]:
         with self.lock:

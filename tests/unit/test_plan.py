@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backfill.auth0.log_ids import order_key, synthesize, write_time
-from backfill.run.plan import StartPoint, estimate_pages, find_start, newest_written, split
+from backfill.run.plan import (
+    StartPoint,
+    estimate_pages,
+    find_start,
+    newest_written,
+    searched_after,
+    split,
+)
 from backfill.timeutil import iso
 from tests.unit.fakes import FakeAuth0, make_tenant
 
@@ -136,3 +143,40 @@ def test_pages_are_estimated_from_the_oldest_and_newest_pages() -> None:
     estimate = estimate_pages([oldest, newest], horizon - T0)
     assert estimate is not None and 27 <= estimate <= 33  # 30 pages
     assert estimate_pages([day[:40]], timedelta(days=5)) == 0.4  # fewer logs than a page
+
+
+def paged_after(source: FakeAuth0, log_id: str) -> list[str]:
+    found: list[str] = []
+    while page := source.page_after(log_id):
+        found += [record["log_id"] for record in page]
+        log_id = page[-1]["log_id"]
+    return found
+
+
+def test_the_oldest_page_gives_what_paging_after_its_lead_would_return_first() -> None:
+    records = make_tenant(1_000, T0, timedelta(minutes=5))  # ids 0.02-5 s after their dates
+    source = FakeAuth0(records)
+    page = source.oldest_page()  # by date: not the first hundred ids
+    assert [r["log_id"] for r in page] != [r["log_id"] for r in records[:100]]
+    lead = min(r["log_id"] for r in page)
+    searched = [r["log_id"] for r in searched_after(page, lead)]
+    assert 50 < len(searched) < 100 and searched == sorted(searched)
+    # Paging on from the last of them misses nothing and repeats nothing.
+    assert searched + paged_after(source, searched[-1]) == paged_after(source, lead)
+
+
+def test_a_page_short_of_full_holds_every_log_after_its_lead() -> None:
+    records = make_tenant(40, T0, timedelta(minutes=1))
+    page = FakeAuth0(records).oldest_page()
+    lead = min(r["log_id"] for r in page)
+    assert [r["log_id"] for r in searched_after(page, lead)] == [r["log_id"] for r in records[1:]]
+
+
+def test_nothing_is_taken_from_a_page_it_cannot_vouch_for() -> None:
+    page = FakeAuth0(make_tenant(300, T0, timedelta(minutes=5))).oldest_page()
+    lead = min(r["log_id"] for r in page)
+    undated = [dict(r) for r in page]
+    undated[50]["date"] = None
+    assert searched_after(undated, lead) == []  # where the page ends in time is unknown
+    other_shape = [dict(r, log_id=f"log{i}") for i, r in enumerate(page)]
+    assert searched_after(other_shape, "log0") == []  # ids that tell no write time

@@ -46,11 +46,13 @@ class Outlet:
         raise AssertionError("not expected")
 
 
-def reader(item: RangeState, records: list[dict[str, Any]], outlet: Outlet, **options: Any):  # type: ignore[no-untyped-def]
+def reader(  # type: ignore[no-untyped-def]
+    item: RangeState, records: list[dict[str, Any]] | FakeAuth0, outlet: Outlet, **options: Any
+):
     outlet.item = item
     return RangeReader(
         item,
-        source=FakeAuth0(records),
+        source=records if isinstance(records, FakeAuth0) else FakeAuth0(records),
         outlet=outlet,  # type: ignore[arg-type]
         options=ReadOptions(
             limits=BatchLimits(max_rows=options.get("max_rows", 10_000)),
@@ -64,6 +66,7 @@ def reader(item: RangeState, records: list[dict[str, Any]], outlet: Outlet, **op
         already_in_tinybird=set(),
         clock=lambda: outlet.clock[0],
         now=lambda: NOW,
+        known=options.get("known"),
     )
 
 
@@ -133,3 +136,28 @@ def test_after_the_first_checkpoint_batches_wait_for_flush_seconds_or_max_rows()
     outlet = Outlet([0.0], tick=0.5, checkpointed=True)
     reader(item, records, outlet, max_rows=1_500).read()
     assert [batch.rows for batch in outlet.batches][:3] == [1_500, 1_500, 1_500]
+
+
+def test_the_logs_a_search_already_returned_are_read_without_asking_again() -> None:
+    records = make_tenant(1_000, NOW - timedelta(hours=10), timedelta(hours=9))
+    source = FakeAuth0(records)
+    lead = records[0]
+    searched = [dict(r) for r in records[1:91]]  # as newrun found them on the oldest page
+    item = RangeState(id=0, start=None, end=None, start_after=lead["log_id"], lead=lead["log_id"])
+    outlet = Outlet([0.0])
+    reader(item, source, outlet, known={lead["log_id"]: [lead, *searched]}).read()
+    assert sent(outlet) == [r["log_id"] for r in records]  # each once, in id order
+    assert source.requests == 10  # 909 logs after the searched ones: ten pages, none asked twice
+
+
+def test_searched_logs_past_the_range_end_are_left_to_the_next_range() -> None:
+    records = make_tenant(1_000, NOW - timedelta(hours=10), timedelta(hours=9))
+    source = FakeAuth0(records)
+    lead, cut = records[0], records[40]["log_id"]
+    item = RangeState(
+        id=0, start=None, end=None, start_after=lead["log_id"], lead=lead["log_id"], end_id=cut
+    )
+    outlet = Outlet([0.0])
+    reader(item, source, outlet, known={lead["log_id"]: [lead, *records[1:91]]}).read()
+    assert sent(outlet) == [r["log_id"] for r in records[:41]]
+    assert outlet.batches[-1].completes_range and source.requests == 0
