@@ -47,6 +47,7 @@ _PRECISE_TOKENS = 10  # a window this many tokens of refill long gives the rate 
 # too: its bucket's size stands in for the rate when choosing cursors, and taking 16/s at once
 # cut the opening to six cursors (the even shape took 0.3 s longer).
 _DOCUMENTED_REFILL = {2: 2.0}
+_SMALL_BUCKET = 2
 
 
 class Pacer:
@@ -255,7 +256,9 @@ class Pacer:
             self._freshest = server_at
             settled = sent_at - (now - sent_at) / 2 if sent_at is not None else now
             uncounted = sum(1 for sent in self._in_flight.values() if sent > settled)
-            refill_since = (self._rate or 0.0) * self._safety * (now - server_at)
+            # A bucket of two has no token to spare for a guess: count no refill since.
+            counted_at = now if limit <= _SMALL_BUCKET else server_at
+            refill_since = (self._rate or 0.0) * self._safety * (now - counted_at)
             estimate = min(float(limit), remaining + refill_since - uncounted)
             if not self._learned and sent_at is not None and sent_at < last_answer_at:
                 # Before the refill rate is known (the opening burst), answers to requests in
@@ -280,13 +283,17 @@ class Pacer:
         believing only the floor makes every request leave late, up to a token late, until the
         bucket fills and loses refill. Our own count, carried from the last answer, knows the
         fraction as long as the server's word allows it; when it does not, another client spent
-        tokens too: then the floor, counted as late as it can have been, is what is sure.
+        tokens too: then the floor, counted as late as it can have been, is what is sure. And
+        while the request was on its way the bucket held its token too: a full bucket lost the
+        refill (a request slow to arrive, on a loaded machine), so the count stays a token
+        short of full.
         """
+        assert self._limit is not None
         floor = float(remaining)  # counted just now, no refill since
         ceiling = remaining + 1.0 + (self._rate or 0.0) * (now - sent_at)  # counted when sent
         self._refill(now)
         carried = self._tokens if self._anchored and self._tokens < ceiling else floor
-        return max(floor, carried)
+        return max(floor, min(carried, self._limit - 1.0))
 
     def _learn(self, sample: _Sample) -> None:
         """Refill rate = (tokens regained + requests counted) / time, over recent windows.
