@@ -82,6 +82,9 @@ class JobRun:
     tinybird_stats: dict[str, Any]
     first_checkpoint: dict[str, float | None] = field(default_factory=dict)
     landing: list[Landing] = field(default_factory=list)
+    page_span: tuple[float, float] | None = None
+    """Seconds from launch to the first checkpoint page asked of Auth0 and to the last one
+    answered (any tenant's): before it, start-up and planning; after it, the last appends."""
     timed_out: bool = False
     stderr_tail: str = ""
 
@@ -176,9 +179,17 @@ def run_job(sandbox: Sandbox | MultiTenantSandbox, timeout: float) -> JobRun:
         tinybird_stats=sandbox.tinybird.counters.snapshot(),
         first_checkpoint=sampler.first_checkpoint,
         landing=[check_landing(sandbox.store, item) for item in tenants],
+        page_span=_page_span(tenants, started),
         timed_out=timed_out,
         stderr_tail=stderr_tail,
     )
+
+
+def _page_span(tenants: list[ServedTenant], started: float) -> tuple[float, float] | None:
+    spans = [span for item in tenants if (span := item.auth0.page_span()) is not None]
+    if not spans:
+        return None
+    return min(s[0] for s in spans) - started, max(s[1] for s in spans) - started
 
 
 def _own_cpu_seconds() -> float:

@@ -318,7 +318,9 @@ def _shape_details(results: list[ShapeResult]) -> list[str]:
             + (f", retention {shape.retention_days:g} days" if shape.retention_days else "")
             + f"; job {status}, {_number(f['cpu_seconds'], 1)} CPU s; "
             f"{f['logs_requests_200']:,} requests for {f['pages']:,} pages; "
-            f"{_number(f['seconds_after_last_read'], 1)} s from the last page read to the exit; "
+            f"{_number(f['seconds_to_first_page'], 2)} s to the first page asked, "
+            f"{_number(f['reading_seconds'], 2)} s to the last answered, "
+            f"{_number(f['seconds_after_last_page'], 2)} s from there to the exit; "
             f"{f['rows_sent']:,} rows sent, {f['rows_landed']:,} landed "
             f"({f['quarantined']:,} quarantined); emulators: "
             f"{f['sandbox_cpu_seconds']:.1f} CPU s ({_percent(f['sandbox_core_share'], 0)} of a "

@@ -182,9 +182,6 @@ def shape_figures(shape: Shape, job: JobRun) -> dict[str, Any]:
     wall = job.wall_seconds
     reached = sorted(t for t in job.first_checkpoint.values() if t is not None)
     threads = [s.threads for s in job.samples if s.threads is not None]
-    last_read = next(
-        (s.t for s in job.samples if job.samples and s.logs_ok == job.samples[-1].logs_ok), None
-    )
     return {
         "ok": job.ok,
         "exactly_once": job.exactly_once,
@@ -207,8 +204,11 @@ def shape_figures(shape: Shape, job: JobRun) -> dict[str, Any]:
         "requests_per_page": answered / pages if pages else None,
         "logs_429": throttled,
         "share_429": throttled / answers if answers else None,
-        # From the last page read to the exit: the last appends and their acknowledgements.
-        "seconds_after_last_read": wall - last_read if last_read is not None else None,
+        # Launch to the first checkpoint page asked (start-up, token, Log Streams, planning),
+        # that page to the last one answered (the reading), the last answer to the exit.
+        "seconds_to_first_page": job.page_span[0] if job.page_span else None,
+        "reading_seconds": job.page_span[1] - job.page_span[0] if job.page_span else None,
+        "seconds_after_last_page": wall - job.page_span[1] if job.page_span else None,
         "first_checkpoint_seconds": reached[0] if reached else None,
         "median_first_checkpoint_seconds": statistics.median(reached) if reached else None,
         "tenants_never_checkpointed": len(job.first_checkpoint) - len(reached),

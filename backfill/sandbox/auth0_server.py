@@ -108,6 +108,14 @@ class Auth0Emulator(Service):
         self._settings = settings
         self._bucket = _bucket_for(settings.profile)
         self._rendered: list[bytes] = []
+        self._span_lock = threading.Lock()
+        self._page_span: tuple[float, float] | None = None
+
+    def page_span(self) -> tuple[float, float] | None:
+        """When the first checkpoint page was asked for and the last one answered
+        (``time.monotonic``), for a benchmark to tell the reading from what surrounds it."""
+        with self._span_lock:
+            return self._page_span
 
     def prerender(self) -> None:
         """Build every record's JSON now, so a page costs a join instead of a hundred records
@@ -273,6 +281,11 @@ class Auth0Emulator(Service):
         page = range(start, min(start + take, visible.stop))
         last = self.tenant.log_id(page[-1]) if page else checkpoint
         next_url = f"{self.base_url}/api/v2/logs?{urlencode({'from': last, 'take': take})}"
+        answered = time.monotonic()
+        asked = answered - self.paused_seconds()  # its latency was slept before this
+        with self._span_lock:
+            span = self._page_span or (asked, answered)
+            self._page_span = (min(span[0], asked), max(span[1], answered))
         return Response(200, self._page_body(page), headers=[("Link", f'<{next_url}>; rel="next"')])
 
     def _search_page(self, request: Request) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 import httpx
@@ -75,6 +76,23 @@ def test_prerendered_pages_are_the_same_bytes_and_later_logs_are_still_served(
     assert [record["log_id"] for record in tail] == [
         prerendered.tenant.log_id(index) for index in added
     ]
+
+
+def test_the_span_of_checkpoint_pages_runs_from_the_first_asked_to_the_last_answered(
+    http: httpx.Client, make_sandbox: MakeSandbox
+) -> None:
+    sandbox = make_sandbox(logs=300, auth0_latency="200")
+    token = auth0_token(http, sandbox)
+    get_logs(http, sandbox, token, sort="date:1", per_page=100)  # a search: not a page
+    assert sandbox.auth0.page_span() is None
+    before = time.monotonic()
+    get_logs(http, sandbox, token, **{"from": first_id(sandbox), "take": 100})
+    get_logs(http, sandbox, token, **{"from": sandbox.tenant.log_id(100), "take": 100})
+    after = time.monotonic()
+    span = sandbox.auth0.page_span()
+    assert span is not None
+    asked, answered = span
+    assert before <= asked < asked + 0.4 <= answered <= after  # two round trips of 200 ms
 
 
 def test_take_defaults_to_50_and_is_capped_at_100(
