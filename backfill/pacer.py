@@ -47,6 +47,7 @@ _PRECISE_TOKENS = 10  # a window this many tokens of refill long gives the rate 
 # too: its bucket's size stands in for the rate when choosing cursors, and taking 16/s at once
 # cut the opening to six cursors (the even shape took 0.3 s longer).
 _DOCUMENTED_REFILL = {2: 2.0}
+# A bucket this small has no token to spare for a guess at when the server counted a request.
 _SMALL_BUCKET = 2
 
 
@@ -84,7 +85,7 @@ class Pacer:
         self._trip_spread = 0.0  # how much round trips vary (mean deviation, smoothed)
         self._held_at = float("-inf")  # when the limit last held a request back
         self._exact_seen = False  # a window since the bucket was last full gave the rate
-        self._learned = False  # the rate came from a window, not from the documented plans
+        self._learned = False  # a window has measured the refill: the opening burst is over
         self._anchored = False  # the estimate rests on an answer (before: one probe at a time)
         self._documented: float | None = None  # the refill Auth0 documents, until ruled out
         self.throttled = 0  # 429s, for the summary
@@ -256,7 +257,7 @@ class Pacer:
             self._freshest = server_at
             settled = sent_at - (now - sent_at) / 2 if sent_at is not None else now
             uncounted = sum(1 for sent in self._in_flight.values() if sent > settled)
-            # A bucket of two has no token to spare for a guess: count no refill since.
+            # A small bucket: count no refill since the answer's "remaining" was taken.
             counted_at = now if limit <= _SMALL_BUCKET else server_at
             refill_since = (self._rate or 0.0) * self._safety * (now - counted_at)
             estimate = min(float(limit), remaining + refill_since - uncounted)
