@@ -156,13 +156,9 @@ class Pipeline(Outlet):
         deadline = time.monotonic() + self._options.shutdown_grace
         for thread in senders + readers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        while True:  # a reader stopping may have queued a batch after the last sender left
-            try:
-                unsent = self._send.get_nowait()
-            except queue.Empty:
-                break
-            if unsent is not None:
-                self._drop(unsent)
+        # A reader stopping may have queued a batch after the last sender left.
+        while self._drop_queued():
+            pass
         abandoned = [thread.name for thread in senders if thread.is_alive()]
         if abandoned:
             log.warning(
@@ -180,13 +176,18 @@ class Pipeline(Outlet):
                 self._send.put(None, timeout=0.1)
                 return
             except queue.Full:
-                # Stopping: queued batches will not be sent; drop one to make room.
-                try:
-                    dropped = self._send.get_nowait()
-                except queue.Empty:
-                    continue
-                if dropped is not None:
-                    self._drop(dropped)
+                self._drop_queued()  # stopping: queued batches will not be sent; make room
+
+    def _drop_queued(self) -> bool:
+        """Take one batch off the send queue unsent (it is read again on the next run); False
+        when the queue was empty."""
+        try:
+            unsent = self._send.get_nowait()
+        except queue.Empty:
+            return False
+        if unsent is not None:
+            self._drop(unsent)
+        return True
 
     # -- readers ----------------------------------------------------------------------------
 
