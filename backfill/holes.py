@@ -22,7 +22,7 @@ from backfill.auth0.source import Auth0Logs
 from backfill.errors import TinybirdNotFoundError, TinybirdRequestError
 from backfill.run.plan import find_start
 from backfill.timeutil import clickhouse_literal, iso, parse_record_date
-from backfill.tinybird.query import TinybirdQuery
+from backfill.tinybird.query import QUARANTINED_DATE, TinybirdQuery
 
 log = logging.getLogger("backfill.verify")
 
@@ -274,10 +274,12 @@ def _stamp(record: dict[str, Any]) -> str | None:
 
 
 def _quarantined(query: TinybirdQuery, low: datetime, high: datetime) -> set[str]:
+    # The quarantine's dates are text as the row had it: parsed, as the stream checks do.
     try:
         rows = query.sql(
             f"SELECT log_id FROM {query.datasource}_quarantine WHERE log_id IS NOT NULL "
-            f"AND date >= '{iso(low)}' AND date < '{iso(high)}'"
+            f"AND {QUARANTINED_DATE} >= {clickhouse_literal(low)} "
+            f"AND {QUARANTINED_DATE} < {clickhouse_literal(high)}"
         )
     except (TinybirdRequestError, TinybirdNotFoundError):
         return set()  # no quarantine yet: nothing ever went there
