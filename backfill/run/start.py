@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import IO, TypeVar
 
 from backfill import logsetup
+from backfill.auth0.streams import LogStream
 from backfill.batches import Batch
 from backfill.errors import ConfigError
 from backfill.run import stream, survey
@@ -39,6 +40,7 @@ from backfill.tinybird.query import TinybirdQuery
 log = logging.getLogger("backfill.job")
 
 T = TypeVar("T")
+Feeding = list[LogStream] | None  # the Log Streams feeding the data source; None: not readable
 
 
 @dataclass
@@ -81,19 +83,23 @@ def start(request: JobRequest, services: Services, notes: Notes) -> Plan | Nothi
 def fresh(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
     settings = request.settings
 
-    def auth0_side() -> tuple[Mirror, NewRun | None]:
-        mirrored = mirror(settings, survey.streams(services), None, notes.add)
-        return mirrored, new_run(
-            services, notes, end=settings.until_date, cursors=settings.concurrency
+    def auth0_side() -> tuple[Feeding, Mirror, NewRun | None]:
+        feeding = survey.streams(services)
+        mirrored = mirror(settings, feeding, None, notes.add)
+        return (
+            feeding,
+            mirrored,
+            new_run(services, notes, end=settings.until_date, cursors=settings.concurrency),
         )
 
-    access, (mirrored, planned) = _alongside(
+    access, (feeding, mirrored, planned) = _alongside(
         lambda found: survey.tinybird(services, found), auth0_side, notes
     )
     if planned is None:
         return NothingToDo()
     state = planned.state
     if not (request.skip_existing or request.allow_duplicates):
+        survey.refuse_overlap_with_streams(access, feeding, state, settings, notes)
         if access.can_read:
             window = (
                 f"{state.ranges[0].start or 'the oldest log'} to {state.ranges[-1].end or 'now'}"
@@ -134,15 +140,16 @@ def until_stream_start(request: JobRequest, services: Services, notes: Notes) ->
 def resume(request: JobRequest, services: Services, existing: RunState, notes: Notes) -> Plan:
     settings = request.settings
 
-    def auth0_side() -> tuple[Mirror, Record | None]:
+    def auth0_side() -> tuple[Feeding, Mirror, Record | None]:
+        feeding = survey.streams(services)
         recorded = existing.started_with.get("mirror")
-        return mirror(
-            settings, survey.streams(services), recorded, notes.add
-        ), services.auth0.oldest()
+        return feeding, mirror(settings, feeding, recorded, notes.add), services.auth0.oldest()
 
-    access, (mirrored, oldest) = _alongside(
+    access, (feeding, mirrored, oldest) = _alongside(
         lambda found: survey.tinybird(services, found), auth0_side, notes
     )
+    if not (request.skip_existing or request.allow_duplicates):
+        survey.refuse_overlap_with_streams(access, feeding, existing, settings, notes)
     if oldest is not None and not request.restart_from_oldest:
         for item in existing.ranges:
             if aged_out(item, oldest):
@@ -162,6 +169,8 @@ def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan
         "cannot read it."
     )
     feeding = survey.streams(services)
+    # Refused even on an empty data source: a paused stream delivers its backlog when resumed.
+    stream.refuse_feeding_streams(feeding, settings)
     mirrored = mirror(settings, feeding, None, notes.add)
     last = stream.greatest_log_id(query)
     planned: NewRun | None = None

@@ -24,13 +24,26 @@ HOLE_SECONDS = 900  # quieter stretches than this are asked about: does Auth0 ha
 def stream_began(query: TinybirdQuery) -> datetime | None:
     """The earliest date in the data source or its quarantine (where the live stream began: its
     first rows may have been quarantined), None when both are empty."""
+    span = rows_span(query)
+    return span[0] if span else None
+
+
+def rows_span(query: TinybirdQuery) -> tuple[datetime, datetime] | None:
+    """The earliest and the latest date in the data source or its quarantine, None when both
+    are empty."""
     rows = query.with_quarantine(
-        f"SELECT count() AS rows, toString(min(date)) AS first FROM {query.datasource}",
-        f"SELECT count() AS rows, toString(min({QUARANTINED_DATE})) AS first "
-        f"FROM {query.datasource}_quarantine WHERE {QUARANTINED_DATE} IS NOT NULL",
+        f"SELECT count() AS rows, toString(min(date)) AS first, toString(max(date)) AS last "
+        f"FROM {query.datasource}",
+        f"SELECT count() AS rows, toString(min({QUARANTINED_DATE})) AS first, "
+        f"toString(max({QUARANTINED_DATE})) AS last FROM {query.datasource}_quarantine "
+        f"WHERE {QUARANTINED_DATE} IS NOT NULL",
     )
-    firsts = (clickhouse_date(row["first"]) for row in rows if int(row.get("rows") or 0))
-    return min((first for first in firsts if first is not None), default=None)
+    held = [row for row in rows if int(row.get("rows") or 0)]
+    firsts = [date for row in held if (date := clickhouse_date(row.get("first"))) is not None]
+    lasts = [date for row in held if (date := clickhouse_date(row.get("last"))) is not None]
+    if not firsts or not lasts:
+        return None
+    return min(firsts), max(lasts)
 
 
 def greatest_log_id(query: TinybirdQuery) -> str | None:
@@ -63,20 +76,11 @@ def refuse_unless_own_rows(
     """The data source must hold only this job's rows, without holes.
 
     Rows newer than the job's own (a live Log Stream writing to the same data source) would make
-    the greatest log_id skip history. Two signs: a stream feeds this data source (whatever its
-    status: a paused one delivers its backlog when resumed); or the data has a hole where Auth0
-    has logs. ``streams``: the feeding ones, None when they could not be read.
+    the greatest log_id skip history. Two signs: a stream feeds this data source
+    (``refuse_feeding_streams``); or the data has a hole where Auth0 has logs. ``streams``: the
+    feeding ones, None when they could not be read.
     """
-    for stream in streams or []:
-        paused = f" (now {stream.status})" if stream.status != "active" else ""
-        raise StateError(
-            f"--resume-from-tinybird refused: Auth0 Log Stream {stream.name!r}{paused} sends "
-            f"to {settings.datasource} at {settings.tinybird_host}, so the greatest log_id "
-            "there is the stream's, and resuming after it would skip history."
-            + (f" {BACKLOG}" if paused else ""),
-            hint="Keep a state file between runs instead (--state on a volume), or backfill "
-            "only the gap before the stream with --until-stream-start.",
-        )
+    refuse_feeding_streams(streams, settings)
     if streams is None:
         log.info("resume_from_tinybird log_streams=unchecked reason='token lacks read:log_streams'")
     gaps = query.sql(
@@ -112,6 +116,22 @@ def refuse_unless_own_rows(
                 hint="Backfill the hole with --from-date/--until-date and a state file, or keep "
                 "a state file between runs.",
             )
+
+
+def refuse_feeding_streams(streams: list[LogStream] | None, settings: Settings) -> None:
+    """--resume-from-tinybird: no stream may feed the data source, whatever its status (a
+    paused one delivers its backlog when resumed) and whatever the data source holds (an empty
+    one included: the stream's rows would arrive after this job's)."""
+    for stream in streams or []:
+        paused = f" (now {stream.status})" if stream.status != "active" else ""
+        raise StateError(
+            f"--resume-from-tinybird refused: Auth0 Log Stream {stream.name!r}{paused} sends "
+            f"to {settings.datasource} at {settings.tinybird_host}, so the greatest log_id "
+            "there is (or will be) the stream's, and resuming after it would skip history or "
+            "write the stream's logs twice." + (f" {BACKLOG}" if paused else ""),
+            hint="Keep a state file between runs instead (--state on a volume) and end before "
+            "the stream's first row (--until-date, or --until-stream-start).",
+        )
 
 
 def clickhouse_date(value: object) -> datetime | None:

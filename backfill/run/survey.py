@@ -47,9 +47,9 @@ def tinybird(services: Services, notes: Notes) -> TinybirdAccess:
     if found is None:
         raise TinybirdNotFoundError(
             f"Tinybird at {settings.tinybird_host} has no data source {settings.datasource!r}.",
-            hint="Create it from tinybird/datasources/auth0.datasource (the Log Stream's schema), "
-            "or set TINYBIRD_DATASOURCE. The backfill never creates it: the Events API would "
-            "guess a schema the live stream does not use. " + region_hint(settings.tinybird_host),
+            hint="Create it from tinybird/datasources/auth0.datasource (the job never creates "
+            "it: the Events API would guess another schema), or set TINYBIRD_DATASOURCE. "
+            + region_hint(settings.tinybird_host),
         )
     try:
         query.sql(f"SELECT log_id FROM {settings.datasource} LIMIT 0")
@@ -108,6 +108,77 @@ def stream_start(
             "them with verify --by hour and fill them with run --skip-existing."
         )
     return first
+
+
+def refuse_overlap_with_streams(
+    access: TinybirdAccess,
+    feeding_streams: list[LogStream] | None,
+    state: RunState,
+    settings: Settings,
+    notes: Notes,
+) -> None:
+    """A Log Stream that feeds the data source, whatever its status, still writes every log
+    after the newest row it delivered (an active one as they come, a paused or suspended one
+    as its backlog when resumed): a run whose window reaches past that row would write them
+    twice. Refused unless the run ends at or before it (rows already there inside the window
+    are the rows check's, ``refuse_rows_already_there``); the caller lets ``--skip-existing``
+    and ``--allow-duplicates`` through, knowingly."""
+    if not feeding_streams or state.started_with.get("until_stream_start"):
+        return  # --until-stream-start ends there itself, and skips what the stream delivered
+    names = _names(feeding_streams)
+    held = any(item.status != "active" for item in feeding_streams)
+    end = run_end(state)
+    span = stream.rows_span(access.query) if access.can_read else None
+    if end is not None and span is None:
+        notes.add(
+            f"Log Stream {names} feeds {settings.datasource}, which "
+            + ("holds no row yet" if access.can_read else "this token cannot read")
+            + f": this run ends at {iso(end)}, and any log the stream delivers dated before "
+            "that will be there twice."
+        )
+        return
+    if end is not None and span is not None and end <= span[1]:
+        return
+    if span is not None:
+        where = f"its first row in {settings.datasource} is at {iso(span[0])}"
+        until = f"--until-date {iso(span[0])} (its first row)"
+    else:
+        where = (
+            f"{settings.datasource} holds no row of it yet"
+            if access.can_read
+            else "where its rows begin cannot be read with this token"
+        )
+        until = "--until-date <when the stream was created>"
+    reach = (
+        f"ends at {iso(end)}, past the newest row there ({iso(span[1])})"
+        if end is not None and span is not None
+        else "goes until caught up"
+    )
+    raise RefusedError(
+        f"Log Stream {names} feeds {settings.datasource} ({where}), and this run {reach}: "
+        "it would send logs the stream writes too, twice. Nothing was sent."
+        + (f" {BACKLOG}" if held else ""),
+        hint=f"Give {until}, or use --until-stream-start, to end before the stream's rows; or "
+        "--skip-existing to send only what the data source does not hold yet.",
+    )
+
+
+def run_end(state: RunState) -> datetime | None:
+    """Where a run's window ends (its last range's date bound), None when it reads until caught
+    up."""
+    pending = [item for item in state.ranges if not item.done] or state.ranges
+    if any(not item.bounded for item in pending):
+        return None
+    ends = [parse_record_date(item.end) for item in state.ranges if item.end]
+    found = [end for end in ends if end is not None]
+    return max(found) if found else None
+
+
+def _names(streams: list[LogStream]) -> str:
+    return ", ".join(
+        repr(item.name) + (f" (now {item.status})" if item.status != "active" else "")
+        for item in streams
+    )
 
 
 def streamed_near_its_start(

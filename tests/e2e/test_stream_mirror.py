@@ -178,12 +178,24 @@ def test_a_paused_stream_still_counts(harness) -> None:  # type: ignore[no-untyp
 def test_a_new_checkpoint_over_rows_already_there_is_refused(harness) -> None:  # type: ignore[no-untyped-def]
     since = END - timedelta(hours=12)
     h: Harness = harness(logs=3000, days=1.0, seed=54, end=END, stream_from=since)
+    # The stream's rows: this run would go past its first row.
     result = h.run("run", "--from-date", iso(since - timedelta(hours=2)))
     assert result.returncode == 5, result.stderr
-    assert "already holds" in result.stderr and "rows in this run's window" in result.stderr
-    assert "--skip-existing" in result.stderr and "--allow-duplicates" in result.stderr
+    first = min(record["date"] for record in h.records() if record["date"] >= iso(since))
+    assert f"its first row in auth0 is at {first}" in result.stderr
+    assert f"--until-date {first}" in result.stderr and "--skip-existing" in result.stderr
     assert h.received() == [] and not h.state.exists()
     no_traceback(result.stderr)
+    # Rows another checkpoint sent, before the stream's: a new one over them is refused.
+    window = ("--from-date", iso(since - timedelta(hours=4)), "--until-date", iso(since))
+    assert h.run("run", *window, "--state", "first.json").returncode == 0
+    h.tinybird("/__sandbox/stats")  # the first run's rows are in
+    again = h.run("run", *window)
+    assert again.returncode == 5, again.stderr
+    assert "already holds" in again.stderr and "rows in this run's window" in again.stderr
+    assert "--skip-existing" in again.stderr and "--allow-duplicates" in again.stderr
+    assert not h.state.exists()
+    no_traceback(again.stderr)
     # Without read access it cannot check, and says so.
     append_only = {"TINYBIRD_TOKEN": h.sandbox.extras()["SANDBOX_TINYBIRD_APPEND_TOKEN"]}
     blind = h.run(
@@ -259,3 +271,38 @@ def test_an_unknown_event_type_is_counted_not_dropped_silently(harness) -> None:
     everything = h.run("run", "--restart", "--allow-duplicates", "--state", "all.json", "--json")
     assert everything.summary()["unknown_types"] == {}
     assert any(row["data"]["type"] == "zz_new_code" for row in h.received())
+
+
+@pytest.mark.parametrize("status", ["paused", "suspended"])
+def test_a_stopped_stream_on_an_empty_data_source_still_counts(harness, status) -> None:  # type: ignore[no-untyped-def]
+    """It has delivered nothing yet, and will deliver its backlog when resumed: every path that
+    would write past where it begins is refused, before anything is sent."""
+    since = END - timedelta(hours=20)
+    h: Harness = harness(
+        logs=1500,
+        days=2.0,
+        seed=57,
+        end=END,
+        stream_from=since,
+        stream_status=status,
+        stream_paused_at=since,
+    )
+    assert h.table_log_ids() == Counter()
+    for args in (
+        ("--resume-from-tinybird",),
+        (),
+        ("--from-date", iso(since - timedelta(hours=4))),
+        ("--from-log-id", h.records()[10]["log_id"]),
+    ):
+        refused = h.run("run", *args)
+        assert refused.returncode == 5, (args, refused.stderr)
+        assert f"Log Stream 'Tinybird' (now {status})" in refused.stderr
+        assert "--until-date" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()[-1]) < 700
+        no_traceback(refused.stderr)
+    assert h.received() == [] and not h.state.exists()
+    # Ended where the operator says the stream begins: sent, with a note.
+    bounded = h.run("run", "--until-date", iso(since), "--json")
+    assert bounded.returncode == 0, bounded.stderr
+    assert any("holds no row yet" in note for note in bounded.summary()["notes"])
+    assert_exactly(h.received(), before(h.records(), since))

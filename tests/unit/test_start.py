@@ -4,6 +4,7 @@ httpx.MockTransport, no threads, no sockets."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import itertools
 import json
@@ -88,8 +89,14 @@ def request(service: Services, **flags: Any) -> JobRequest:
     return JobRequest(settings=service.settings, stopper=Stopper(), **flags)
 
 
+@functools.cache
+def _tenant() -> tuple[dict[str, Any], ...]:
+    return tuple(make_tenant(20_000, T0, timedelta(days=2, hours=20)))
+
+
 def records() -> list[dict[str, Any]]:
-    return make_tenant(20_000, T0, timedelta(days=2, hours=20))
+    """The same tenant each time (made once: it takes a while), in a list of one's own."""
+    return list(_tenant())
 
 
 def planned(outcome: Plan | NothingToDo) -> Plan:
@@ -146,7 +153,13 @@ def test_until_stream_start_ends_at_the_stream_and_skips_what_it_delivered(
     tenant = records()
     first = (NOW - timedelta(hours=6)).replace(microsecond=0)
     api = FakeTinybirdApi()
-    api.answers["min(date)"] = [{"rows": 10, "first": first.strftime("%Y-%m-%d %H:%M:%S.000")}]
+    api.answers["min(date)"] = [
+        {
+            "rows": 10,
+            "first": first.strftime("%Y-%m-%d %H:%M:%S.000"),
+            "last": NOW.strftime("%Y-%m-%d %H:%M:%S.000"),
+        }
+    ]
     api.answers["date >= "] = [{"log_id": tenant[-1]["log_id"]}]
     service = services(tmp_path, FakeAuth0(tenant), api)
     plan = planned(start(request(service, until_stream_start=True), service, Notes()))
@@ -165,15 +178,7 @@ def test_until_stream_start_needs_read_access(tmp_path: Path) -> None:
 def test_resume_takes_the_checkpoint_and_leaves_cutting_to_the_readers(tmp_path: Path) -> None:
     tenant = records()
     service = services(tmp_path, FakeAuth0(tenant), FakeTinybirdApi())
-    existing = state_file.new_state(
-        tenant="tenant.eu.auth0.com",
-        datasource="auth0",
-        tinybird_host="https://api.tinybird.co",
-        started_with=started_with(service.settings),
-    )
-    existing.ranges = [RangeState(id=0, start=None, end=None, start_after=tenant[0]["log_id"])]
-    existing.ranges[0].cursor = tenant[100]["log_id"]
-    state_file.save(service.settings.state, existing)
+    open_checkpoint(service, tenant)
     plan = planned(start(request(service), service, Notes()))
     assert plan.state.ranges[0].cursor == tenant[100]["log_id"]
     # Two days behind: its readers cut it while reading, where its logs turn out to be (no
@@ -302,3 +307,117 @@ def test_as_many_ranges_as_cursors_keep_up_with_the_bucket(
     assert service.pacer.round_trip == pytest.approx(0.3)
     plan = planned(start(request(service), service, Notes()))
     assert len(plan.state.ranges) == ranges and auth0.page_searches == searches
+
+
+def feeding(status: str) -> dict[str, Any]:
+    return {
+        "id": "lst_1",
+        "name": "Tinybird",
+        "type": "http",
+        "status": status,
+        "sink": {"httpEndpoint": "https://api.tinybird.co/v0/events?name=auth0&token=x"},
+    }
+
+
+FIRST_ROW = (NOW - timedelta(hours=6)).replace(microsecond=0)
+LAST_ROW = (NOW - timedelta(hours=1)).replace(microsecond=0)  # a paused stream's, say
+
+
+def holding(full: bool) -> FakeTinybirdApi:
+    """A data source the stream has delivered into from FIRST_ROW to LAST_ROW, or an empty one."""
+    api = FakeTinybirdApi()
+    if full:
+        api.answers["min(date)"] = [
+            {
+                "rows": 10,
+                "first": FIRST_ROW.strftime("%Y-%m-%d %H:%M:%S.000"),
+                "last": LAST_ROW.strftime("%Y-%m-%d %H:%M:%S.000"),
+            }
+        ]
+        api.answers["max(log_id)"] = [{"rows": 10, "last": records()[-1]["log_id"]}]
+    else:
+        api.answers["min(date)"] = [{"rows": 0, "first": "", "last": ""}]
+        api.answers["max(log_id)"] = [{"rows": 0, "last": ""}]
+    return api
+
+
+def open_checkpoint(service: Services, tenant: list[dict[str, Any]]) -> None:
+    """A cron catch-up's state file: one open range, part read."""
+    existing = state_file.new_state(
+        tenant="tenant.eu.auth0.com",
+        datasource="auth0",
+        tinybird_host="https://api.tinybird.co",
+        started_with=started_with(service.settings),
+    )
+    existing.ranges = [RangeState(id=0, start=None, end=None, start_after=tenant[0]["log_id"])]
+    existing.ranges[0].cursor = tenant[100]["log_id"]
+    state_file.save(service.settings.state, existing)
+
+
+PATHS = ["oldest", "from-date", "from-log-id", "state-file", "resume-from-tinybird"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("full", [False, True], ids=["empty", "full"])
+@pytest.mark.parametrize("status", ["active", "paused", "suspended"])
+def test_a_stream_feeding_the_data_source_counts_on_every_path(
+    tmp_path: Path, path: str, full: bool, status: str
+) -> None:
+    """Whatever its status and whatever the data source holds, a run that would go past the
+    stream's first row (or could: nothing says where it is) is refused before anything."""
+    tenant = records()
+    flags: dict[str, Any] = {}
+    if path == "from-date":
+        flags["from_date"] = iso(T0 + timedelta(hours=1))
+    if path == "from-log-id":
+        flags["from_log_id"] = tenant[10]["log_id"]
+    auth0 = StreamingAuth0(tenant, [feeding(status)])
+    service = services(tmp_path, auth0, holding(full), **flags)
+    if path == "state-file":
+        open_checkpoint(service, tenant)
+    asked = request(service, resume_from_tinybird=path == "resume-from-tinybird")
+    with pytest.raises(StateError) as refused:
+        start(asked, service, Notes())
+    message = str(refused.value)
+    assert "Log Stream 'Tinybird'" in message
+    if path != "resume-from-tinybird":
+        assert "Nothing was sent" in message
+    assert "--until-date" in message
+    if path != "resume-from-tinybird":
+        assert "--skip-existing" in message
+    if status != "active":
+        assert f"now {status}" in message and "delivers what it held back" in message
+    if full and path != "resume-from-tinybird":
+        assert f"--until-date {iso(FIRST_ROW)}" in message
+    assert len(message) < 700
+    assert auth0.requests == 0, "no page was read"
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["empty", "full"])
+@pytest.mark.parametrize("status", ["active", "paused"])
+def test_a_run_that_ends_before_the_streams_rows_or_fills_only_holes_goes_on(
+    tmp_path: Path, full: bool, status: str
+) -> None:
+    tenant = records()
+    auth0 = StreamingAuth0(tenant, [feeding(status)])
+    before = services(tmp_path, auth0, holding(full), until_date=iso(FIRST_ROW))
+    notes = Notes()
+    planned(start(request(before), before, notes))
+    if not full:  # nothing says where the stream's rows will begin: said, not refused
+        assert any("holds no row yet" in note for note in notes)
+    for knowingly in ({"skip_existing": True}, {"allow_duplicates": True}):
+        anyway = services(tmp_path, auth0, holding(full))
+        planned(start(request(anyway, **knowingly), anyway, Notes()))
+    if full:
+        # Past the newest row: what comes after is the stream's to deliver.
+        past = services(
+            tmp_path, auth0, holding(full), until_date=iso(LAST_ROW + timedelta(minutes=5))
+        )
+        with pytest.raises(StateError, match="past the newest row there"):
+            start(request(past), past, Notes())
+        # Over the rows it delivered: the rows already there refuse it.
+        rows_there = holding(full)
+        rows_there.answers["count() AS rows FROM auth0 WHERE"] = [{"rows": 10}]
+        over = services(tmp_path, auth0, rows_there, until_date=iso(FIRST_ROW + timedelta(hours=1)))
+        with pytest.raises(StateError, match="already holds 10 rows"):
+            start(request(over), over, Notes())
