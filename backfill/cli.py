@@ -11,9 +11,11 @@ import importlib
 import importlib.util
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,10 +25,8 @@ from typing import Any, NoReturn
 import click
 
 from backfill import __version__, logsetup
-from backfill.errors import (
-    BackfillError,
-    ConfigError,
-)
+from backfill import state as state_file
+from backfill.errors import BackfillError, ConfigError, bounded
 from backfill.run.job import JobRequest, Report, Runner, run_requests
 from backfill.run.report import exit_code_of
 from backfill.run.stopper import Stopper, on_signals
@@ -81,6 +81,14 @@ class _Commands(click.Group):
     # What a lazy command needs beyond the job's own dependencies: (module, extra).
     needs = {"sandbox": ("chdb", "sandbox")}
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with _bounded_usage_errors():
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _bounded_usage_errors():  # a subcommand's options are parsed in here
+            return super().invoke(ctx)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
 
@@ -93,6 +101,17 @@ class _Commands(click.Group):
             assert isinstance(command, click.Command)
             return command
         return super().get_command(ctx, name)
+
+
+@contextmanager
+def _bounded_usage_errors() -> Iterator[None]:
+    """click's own messages repeat what they were given (an unknown option, a bad value):
+    bounded like every message of ours."""
+    try:
+        yield
+    except click.ClickException as error:
+        setattr(error, "message", bounded(error.message))  # noqa: B010 - typed Final in click
+        raise
 
 
 def _needs_extra(name: str, module: str, extra: str) -> click.Command:
@@ -344,6 +363,17 @@ def errors() -> Iterator[None]:
         raise
     except KeyboardInterrupt:
         _fail(130, "interrupted")
+    except Exception as error:  # noqa: BLE001 - a bug: said in one line, not a traceback
+        if os.environ.get("AUTH0_BACKFILL_DEBUG"):
+            traceback.print_exc()
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        _fail(
+            1,
+            f"internal error: {type(error).__name__} at {Path(where.filename).name}:"
+            f"{where.lineno}: {bounded(str(error), 200)}. This is a bug: please report it with "
+            "this line (AUTH0_BACKFILL_DEBUG=1 prints the traceback). The checkpoint is at the "
+            "last acknowledged batch.",
+        )
 
 
 def _fail(code: int, message: str) -> NoReturn:
@@ -357,7 +387,7 @@ def _output(path: Path | None) -> Iterator[Any]:
         yield None
         return
     try:
-        stream = path.open("wb")
+        stream = state_file.open_private(path)  # it holds records: private, as the state is
     except OSError as error:
         folder = path.parent if str(path.parent) else Path(".")
         raise ConfigError(

@@ -39,6 +39,14 @@ from backfill.redact import redact
 EXIT_OK = 0
 
 
+# A message is a few lines at most, whatever it repeats: a value given by the user, a server's
+# answer, a list of ids. Bounded here, once, for every error (and every note of a run).
+MESSAGE_LIMIT = 600
+HINT_LIMIT = 400
+GIVEN_LIMIT = 80  # a value longer than this is shortened where a message repeats it
+_LONG_WORD = re.compile(r"\S{" + str(GIVEN_LIMIT + 41) + ",}")
+
+
 class BackfillError(Exception):
     """Base class: a failure with a message meant for the operator."""
 
@@ -46,8 +54,9 @@ class BackfillError(Exception):
     kind = "error"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        message = redact(message)
-        hint = redact(hint) if hint else hint
+        hint = bounded(redact(hint), HINT_LIMIT) if hint else hint
+        room = MESSAGE_LIMIT - (len(hint) + 1 if hint else 0)
+        message = bounded(redact(message), room)
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -172,6 +181,39 @@ class Interrupted(BackfillError):
         super().__init__(f"stopped by {name}")
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+def bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` as a message may show it: each run of over 120 characters without a space (a
+    value pasted in, a flood of digits) shortened, and the whole cut to ``limit``."""
+    text = _LONG_WORD.sub(lambda match: given_text(match.group(0)), text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def given(value: object) -> str:
+    """A value the user gave, quoted as a message repeats it, shortened past 80 characters
+    (its secrets hidden first: a cut must not leave part of one showing)."""
+    if not isinstance(value, str):
+        return given_text(str(value))
+    value = redact(value)
+    if len(value) <= GIVEN_LIMIT:
+        return repr(value)
+    return f"{value[:48]!r}…{value[-16:]!r} ({len(value):,} characters)"
+
+
+def given_text(text: str) -> str:
+    """Unquoted text (a path, a word of a message), secrets hidden, shortened past 80
+    characters."""
+    text = redact(text)
+    if len(text) <= GIVEN_LIMIT:
+        return text
+    return f"{text[:48]}…{text[-16:]} ({len(text):,} characters)"
+
+
+def listed(items: list[str], shown: int = 5) -> str:
+    """The first few of a list and how many more: a message never lists thousands of ids."""
+    head = ", ".join(items[:shown])
+    return head + (f" and {len(items) - shown:,} more" if len(items) > shown else "")
 
 
 def short(text: str, limit: int = 160) -> str:

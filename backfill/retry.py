@@ -56,10 +56,12 @@ class Unreachable:
 class TransientError(Exception):
     """A failure worth another attempt.
 
-    ``wait_hint``: seconds the server asked us to wait. ``ambiguous``: the request may have taken
-    effect although we saw no success (a lost acknowledgement). ``immediate``: retry without
-    waiting (after a token refresh). ``unreachable``: a host that never answered could not be
-    reached (one quick retry only).
+    ``wait_hint``: seconds the server asked us to wait; ``binding``: it said so as a duration
+    (``Retry-After``), so a wait longer than the retry budget ends the retries at once instead of
+    a retry the server refuses (a wait computed from a reset time on our clock is clamped
+    instead). ``ambiguous``: the request may have taken effect although we saw no success (a lost
+    acknowledgement). ``immediate``: retry without waiting (after a token refresh).
+    ``unreachable``: a host that never answered could not be reached (one quick retry only).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class TransientError(Exception):
         description: str,
         *,
         wait_hint: float | None = None,
+        binding: bool = False,
         ambiguous: bool = False,
         immediate: bool = False,
         unreachable: Unreachable | None = None,
@@ -74,6 +77,7 @@ class TransientError(Exception):
         super().__init__(description)
         self.description = description
         self.wait_hint = wait_hint
+        self.binding = binding and wait_hint is not None
         self.ambiguous = ambiguous
         self.immediate = immediate
         self.unreachable = unreachable
@@ -146,12 +150,18 @@ class RetryPolicy:
     def call(self, attempt: Callable[[], T], *, service: str, action: str) -> T:
         started = self.clock()
 
+        def left() -> float:
+            return self.max_seconds - (self.clock() - started)
+
         def stop(state: tenacity.RetryCallState) -> bool:
+            error = _transient(state)
             if state.attempt_number >= self.max_attempts:
                 return True
-            if _transient(state).unreachable and state.attempt_number >= UNREACHABLE_ATTEMPTS:
+            if error.unreachable and state.attempt_number >= UNREACHABLE_ATTEMPTS:
                 return True
-            return self.clock() - started >= self.max_seconds
+            if _beyond_budget(error, left()):
+                return True  # the server will refuse every retry the budget leaves time for
+            return left() <= 0
 
         def wait(state: tenacity.RetryCallState) -> float:
             error = _transient(state)
@@ -160,12 +170,15 @@ class RetryPolicy:
             if error.unreachable:
                 return UNREACHABLE_PAUSE
             if error.wait_hint is not None:
-                # The server's word wins, clamped, with a little jitter so cursors do not stampede.
-                chosen = min(error.wait_hint, self.max_server_wait) + self.rng.uniform(0, 0.25)
+                # The server's word wins (clamped when it is a reset time read on our clock),
+                # with a little jitter so cursors do not stampede.
+                asked = (
+                    error.wait_hint if error.binding else min(error.wait_hint, self.max_server_wait)
+                )
+                chosen = asked + self.rng.uniform(0, 0.25)
             else:
                 chosen = self.backoff(state.attempt_number)
-            left = self.max_seconds - (self.clock() - started)
-            return max(0.0, min(chosen, left))
+            return max(0.0, min(chosen, left()))
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             with self._count_lock:
@@ -202,6 +215,16 @@ class RetryPolicy:
             attempts = retrying.statistics.get("attempt_number", "?")
             if error.unreachable is not None:
                 raise unreachable_error(service, error.unreachable, attempts) from None
+            if _beyond_budget(error, left()):
+                raise RetriesExhaustedError(
+                    f"{service} answered {error.description} and asks to wait "
+                    f"{error.wait_hint:,.0f}s before another try, more than the retry budget "
+                    f"has left ({max(left(), 0):,.0f}s of [retry] max_seconds "
+                    f"{self.max_seconds:,.0f}s): stopped at once instead of waiting.",
+                    hint="Nothing was lost: the checkpoint is at the last acknowledged batch. "
+                    "Run the same command again once that wait is over (or raise [retry] "
+                    "max_seconds to wait it out).",
+                ) from None
             raise RetriesExhaustedError(
                 f"{service} kept failing while trying to {action}: {error.description} "
                 f"(gave up after {retrying.statistics.get('attempt_number', '?')} attempts "
@@ -209,6 +232,10 @@ class RetryPolicy:
                 hint="Nothing was lost: the checkpoint is at the last acknowledged batch. "
                 "Run the same command again later.",
             ) from None
+
+
+def _beyond_budget(error: TransientError, left: float) -> bool:
+    return error.binding and error.wait_hint is not None and error.wait_hint > left
 
 
 def unreachable_error(service: str, where: Unreachable, attempts: object) -> HostUnreachableError:

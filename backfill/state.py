@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from backfill import __version__
 from backfill.auth0.log_ids import write_time
@@ -349,6 +349,16 @@ def write_atomic(path: Path, content: bytes) -> None:
             os.fsync(directory_handle)
         finally:
             os.close(directory_handle)
+
+
+def open_private(path: Path) -> BinaryIO:
+    """A file that will hold records (a dry run's envelopes: emails, IPs), opened for writing
+    as the state file is: readable by this user only (0600), whatever the umask, also when it
+    existed before."""
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with contextlib.suppress(OSError):  # not ours to change (a pipe, /dev/stdout): as it is
+        os.fchmod(handle, 0o600)
+    return os.fdopen(handle, "wb")
 
 
 def set_aside(path: Path) -> Path:

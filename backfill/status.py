@@ -7,6 +7,8 @@ from typing import Any
 from backfill.settings import Settings
 from backfill.state import RunState
 
+SHOWN = 5  # refused or skipped logs listed one a line; the rest counted
+
 
 def status_summary(settings: Settings, current: RunState) -> dict[str, Any]:
     newest_id, newest_date = current.newest()
@@ -76,16 +78,25 @@ def render_status(summary: dict[str, Any]) -> str:
     if summary["gaps"]:
         hours = summary["gap_seconds"] / 3600
         lines.append(f"Gaps:            {len(summary['gaps'])}, {hours:.1f} h of history skipped")
-    for entry in summary["refused"]:
+    for entry in summary["refused"][:SHOWN]:
         lines.append(
             f"Refused:         {entry['log_id']} ({entry['date'] or 'no date'}): too large for "
             f"Tinybird; the next run tries it again, or skip it: --skip-log-id {entry['log_id']}"
         )
-    for entry in summary["skipped"]:
+    lines.extend(_more("Refused", summary["refused"]))
+    for entry in summary["skipped"][:SHOWN]:
         lines.append(
             f"Skipped:         {entry['log_id']} ({entry['date'] or 'no date'}): {entry['reason']}"
         )
+    lines.extend(_more("Skipped", summary["skipped"]))
     return "\n".join(lines)
+
+
+def _more(label: str, entries: list[Any]) -> list[str]:
+    """A line for the entries past the first few: status --json lists them all."""
+    if len(entries) <= SHOWN:
+        return []
+    return [f"{label + ':':<17}... and {len(entries) - SHOWN:,} more (status --json lists them)"]
 
 
 def _types(mirror: dict[str, Any] | None) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from backfill.errors import ConfigError
+from backfill.errors import ConfigError, given
 from backfill.secret_values import read_secret
 from backfill.settings import Settings, load_toml, resolve, tinybird_host_choice
 from backfill.values import datasource_name, file_path, nonempty, normalize_base_url
@@ -42,7 +42,7 @@ def parse_shard(text: str) -> Shard:
     """``K/N``: the K-th of N parts, K from 0."""
     index, slash, count = text.strip().partition("/")
     if not (slash and index.isascii() and index.isdigit() and count.isascii() and count.isdigit()):
-        raise ConfigError(f"--shard {text!r} is not K/N (e.g. 0/3: the first of three parts).")
+        raise ConfigError(f"--shard {given(text)} is not K/N (e.g. 0/3: the first of three parts).")
     shard = Shard(int(index), int(count))
     if shard.count < 1:
         raise ConfigError(f"--shard {text}: N, the number of parts, is at least 1.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from backfill.errors import ConfigError
+from backfill.errors import ConfigError, given
 
 # Auth0's log dates (and the write times in its log_ids) lie in the Unix era; a WHEN outside
 # these bounds is a typo, and near year 1 or 9999 the date arithmetic of a run would overflow.
@@ -22,14 +22,14 @@ def parse_when(value: str, *, name: str) -> datetime:
         parsed = parsed.astimezone(UTC)
     except ValueError:
         raise ConfigError(
-            f"{name} {value!r} is not an ISO 8601 date or date-time.",
+            f"{name} {given(value)} is not an ISO 8601 date or date-time.",
             hint="Write it like 2026-11-01 or 2026-11-01T08:30:00Z (no offset means UTC).",
         ) from None
     except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00, before year 1 once in UTC
         parsed = EARLIEST_WHEN - timedelta(days=1)
     if not EARLIEST_WHEN <= parsed < LATEST_WHEN:
         raise ConfigError(
-            f"{name} {value!r} is out of range: dates go from 1970-01-01 to 2999-12-31.",
+            f"{name} {given(value)} is out of range: dates go from 1970-01-01 to 2999-12-31.",
             hint="Leave --from-date out to start at the oldest log Auth0 still has, and "
             "--until-date out to copy until caught up.",
         )

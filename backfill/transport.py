@@ -195,7 +195,7 @@ def _resolve(host: str, port: int, budget: float | None) -> list[str]:
     def lookup() -> None:
         try:
             found["addresses"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as error:
+        except (OSError, UnicodeError) as error:  # UnicodeError: a name IDNA cannot encode
             found["error"] = error
 
     thread = threading.Thread(target=lookup, name=f"resolve-{host}", daemon=True)
@@ -206,7 +206,7 @@ def _resolve(host: str, port: int, budget: float | None) -> list[str]:
     if "error" in found:
         try:  # raised in here so it is the context too: httpcore's pool drops the cause
             raise found["error"]
-        except OSError as failure:
+        except (OSError, UnicodeError) as failure:
             raise httpcore.ConnectError(str(failure)) from failure
     addresses: list[str] = []
     for *_, sockaddr in found["addresses"]:

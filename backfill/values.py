@@ -11,13 +11,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from backfill.errors import ConfigError
+from backfill.errors import ConfigError, given, given_text
 from backfill.timeutil import parse_when
 
 
 def nonempty(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where} must be a non-empty string, not {value!r}.")
+        raise ConfigError(f"{where} must be a non-empty string, not {given(value)}.")
     return value.strip()
 
 
@@ -32,12 +32,27 @@ def positive_int(value: Any, where: str) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be a whole number, not {value!r}.") from None
+        raise ConfigError(f"{where} must be a whole number, not {given(value)}.") from None
     if isinstance(value, float) and value != number:
-        raise ConfigError(f"{where} must be a whole number, not {value!r}.")
+        raise ConfigError(f"{where} must be a whole number, not {given(value)}.")
     if number < 1:
-        raise ConfigError(f"{where} must be at least 1, not {number}.")
+        raise ConfigError(f"{where} must be at least 1, not {given(number)}.")
     return number
+
+
+def whole(at_most: int) -> Callable[[Any, str], int]:
+    """A whole number from 1 to ``at_most``: beyond it a setting means nothing but a typo."""
+
+    def parse(value: Any, where: str) -> int:
+        number = positive_int(value, where)
+        if number > at_most:
+            raise ConfigError(f"{where} must be at most {at_most:,}, not {given(number)}.")
+        return number
+
+    return parse
+
+
+MOST_SECONDS = 30 * 86_400  # no wait, margin or timeout of this job means a month
 
 
 def seconds(*, zero_allowed: bool) -> Callable[[Any, str], float]:
@@ -45,13 +60,17 @@ def seconds(*, zero_allowed: bool) -> Callable[[Any, str], float]:
         _not_boolean(value, where, "a number of seconds")
         try:
             number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where} must be a number of seconds, not {value!r}.") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{where} must be a number of seconds, not {given(value)}.") from None
         if number != number or number in (float("inf"), float("-inf")):  # nan, inf
-            raise ConfigError(f"{where} must be a finite number of seconds, not {value!r}.")
+            raise ConfigError(f"{where} must be a finite number of seconds, not {given(value)}.")
         if number < 0 or (number == 0 and not zero_allowed):
             bound = "negative" if zero_allowed else "0 or less"
             raise ConfigError(f"{where} must not be {bound}, not {number}.")
+        if number > MOST_SECONDS:
+            raise ConfigError(
+                f"{where} must be at most {MOST_SECONDS:,} seconds (30 days), not {given(value)}."
+            )
         return number
 
     return parse
@@ -83,7 +102,7 @@ def choice(*allowed: str) -> Callable[[Any, str], str]:
     def parse(value: Any, where: str) -> str:
         text = nonempty(value, where)
         if text not in allowed:
-            raise ConfigError(f"{where} must be one of {', '.join(allowed)}, not {text!r}.")
+            raise ConfigError(f"{where} must be one of {', '.join(allowed)}, not {given(text)}.")
         return text
 
     return parse
@@ -100,7 +119,14 @@ def path(value: Any, where: str) -> Path:
 def file_path(value: Any, where: str) -> Path:
     """A file to write (the state file): not an existing directory."""
     found = path(value, where)
-    if found.is_dir():
+    try:
+        directory = found.is_dir()
+    except OSError as error:  # a name too long for the file system, a loop of links ...
+        raise ConfigError(
+            f"{where} names {given_text(str(found))}, which cannot be used: {error.strerror}.",
+            hint="Give a shorter path to a file in a folder that exists.",
+        ) from None
+    if directory:
         raise ConfigError(
             f"{where} names {found}, which is a directory: it must name a file.",
             hint=f"Give a file in it, e.g. {found / 'auth0-backfill-state.json'}.",
@@ -108,24 +134,48 @@ def file_path(value: Any, where: str) -> Path:
     return found
 
 
+LOG_ID_DIGITS = 56  # Auth0's log_ids: 56 decimal digits (900, the write time, 39 more)
+
+
 def log_id(value: Any, where: str) -> str:
-    """An Auth0 log_id: ASCII digits only (str.isdigit() also takes other scripts' digits)."""
+    """An Auth0 log_id: 56 ASCII digits (str.isdigit() also takes other scripts' digits).
+    Checked before any request: Auth0 would answer 400 to anything else."""
     text = nonempty(value, where)
+    if text.isascii() and text.isdigit() and len(text) == LOG_ID_DIGITS:
+        return text
     if not (text.isascii() and text.isdigit()):
-        raise ConfigError(
-            f"{where} {text!r} is not an Auth0 log_id: a log_id is ASCII digits 0-9 only.",
-            hint="Copy it from the log line or the summary that named it "
-            "(e.g. 90020261126075958123...).",
-        )
-    return text
+        why = "a log_id is ASCII digits 0-9 only"
+    else:
+        why = f"it has {len(text):,} digits, and a log_id has {LOG_ID_DIGITS}"
+    looks_like_a_date = False
+    try:
+        parse_when(text, name=where)
+        looks_like_a_date = not text.isdigit()
+    except ConfigError:
+        pass
+    raise ConfigError(
+        f"{where} {given(text)} is not an Auth0 log_id: {why}.",
+        hint="That looks like a date: give it as --from-date."
+        if looks_like_a_date
+        else "Copy it from the log line or the summary that named it "
+        "(e.g. 90020261126075958123...).",
+    )
+
+
+DATASOURCE_NAME_LIMIT = 255
 
 
 def datasource_name(value: Any, where: str = "TINYBIRD_DATASOURCE") -> str:
     name = nonempty(value, where)
-    if not (name.isascii() and name.replace("_", "").isalnum()) or name[0].isdigit():
+    if (
+        not (name.isascii() and name.replace("_", "").isalnum())
+        or name[0].isdigit()
+        or len(name) > DATASOURCE_NAME_LIMIT
+    ):
         raise ConfigError(
-            f"{where} {name!r} is not a Tinybird data source name "
-            "(letters, digits and underscores, not starting with a digit)."
+            f"{where} {given(name)} is not a Tinybird data source name "
+            "(letters, digits and underscores, not starting with a digit, at most "
+            f"{DATASOURCE_NAME_LIMIT} characters)."
         )
     return name
 
@@ -146,22 +196,49 @@ def normalize_base_url(value: str, *, name: str) -> str:
         text = "https://" + text
     parts = urllib.parse.urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name} {value!r} is not a host name or an http(s) URL.")
+        raise ConfigError(f"{name} {given(value)} is not a host name or an http(s) URL.")
     if parts.path or parts.query or parts.fragment:
         raise ConfigError(
-            f"{name} {value!r} must be only a scheme and host, like "
+            f"{name} {given(value)} must be only a scheme and host, like "
             f"{parts.scheme}://{parts.netloc} (no path, query or fragment)."
         )
     if parts.username or parts.password:
         raise ConfigError(f"{name} must not carry credentials in the URL.")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigError(
-            f"{name} {value!r} uses http://, which is accepted only for loopback hosts "
+            f"{name} {given(value)} uses http://, which is accepted only for loopback hosts "
             "(the local sandbox and tests).",
             hint=f"Use https://{parts.netloc}.",
         )
     try:
         parts.port  # noqa: B018 - validates the port number
     except ValueError:
-        raise ConfigError(f"{name} {value!r} has an invalid port.") from None
+        raise ConfigError(f"{name} {given(value)} has an invalid port.") from None
+    _check_host_name(parts.hostname, value, name)
     return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _check_host_name(host: str, value: str, name: str) -> None:
+    """A name DNS can hold: at most 253 characters, labels of 1 to 63 (a longer one cannot
+    even be looked up)."""
+    if is_loopback(host) or _is_ip(host):
+        return
+    try:
+        encoded = host.encode("idna")
+    except UnicodeError:
+        encoded = b""
+    labels = encoded.split(b".") if encoded else []
+    if not labels or len(encoded) > 253 or not all(0 < len(label) <= 63 for label in labels):
+        raise ConfigError(
+            f"{name} {given(value)} is not a host name: a name has at most 253 characters, in "
+            "labels of 1 to 63 between dots.",
+            hint="Give the host alone, e.g. your-tenant.us.auth0.com or api.tinybird.co.",
+        )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -12,7 +12,7 @@ from typing import Any
 
 from backfill import table
 from backfill.auth0.streams import feeding
-from backfill.errors import ConfigError
+from backfill.errors import ConfigError, given_text
 from backfill.holes import Holes, find_holes
 from backfill.pacer import Pacer
 from backfill.run.mirror import types_sent
@@ -168,10 +168,16 @@ def _window(settings: Settings, state: RunState | None, by: str) -> tuple[dateti
         last = parse_record_date(days[-1] + "T00:00:00Z")
         high = last + timedelta(days=1) if last else None
     if low is None:
+        found = (
+            f"The state file {given_text(str(settings.state))} records no rows sent"
+            if state is not None
+            else f"There is no state file at {given_text(str(settings.state))}"
+        )
         raise ConfigError(
-            "verify compares Auth0's logs with Tinybird's rows over a window, and none is known "
-            "without a state file that recorded sent rows.",
-            hint="Give --from-date (and --until-date; default: now).",
+            f"{found}, so verify has no window to compare: it compares a run's ledger with "
+            "Tinybird, or without one, Auth0's logs with Tinybird's rows over the dates given.",
+            hint="Point --state (or AUTH0_BACKFILL_STATE) at the run's state file, or give "
+            "--from-date (and --until-date; default: now) to compare with Auth0 by hour.",
         )
     high = high or utcnow()
     unit = timedelta(hours=1) if by == "hour" else timedelta(days=1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from backfill.errors import ConfigError
+from backfill.errors import ConfigError, given, listed
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,9 @@ def expand(values: Iterable[str], *, option: str) -> frozenset[str]:
         suggestions = []
         for value in unknown:
             close = difflib.get_close_matches(value, names, n=1)
-            suggestions.append(f"{value!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            suggestions.append(given(value) + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigError(
-            f"{option}: unknown event type code or category: {', '.join(suggestions)}.",
+            f"{option}: unknown event type code or category: {listed(suggestions)}.",
             hint="Use codes such as s, fp, seacft or categories such as auth.login.fail "
             "(see Auth0's log event type codes).",
         )

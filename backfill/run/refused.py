@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from backfill.auth0.log_ids import order_key
 from backfill.batches import Batch, BatchBuilder, BatchLimits
 from backfill.envelope import serialize, to_envelope
-from backfill.errors import DataError, RowsRefusedError
+from backfill.errors import DataError, RowsRefusedError, listed
 from backfill.pii import drop_pii
 from backfill.state import Acknowledged, LeftOut, RunState
 from backfill.timeutil import iso, stamp, utcnow
@@ -32,6 +32,7 @@ from backfill.tinybird.events import AppendResult, LeftOutRow
 log = logging.getLogger("backfill.job")
 
 REFUSED = "Tinybird refused it as too large (413), even alone"
+FLAGS_SHOWN = 3  # past this many refused logs, the message names no --skip-log-id command
 SKIPPED = "left out with --skip-log-id"
 
 
@@ -46,16 +47,22 @@ class OneLog(Protocol):
 def refused_error(log_ids: list[str]) -> RowsRefusedError:
     """Exit 9, naming the refused logs and the one command that goes on without them."""
     many = len(log_ids) > 1
-    shown = ", ".join(log_ids[:5]) + (f" and {len(log_ids) - 5} more" if len(log_ids) > 5 else "")
     it = "them" if many else "it"
-    flags = " ".join(f"--skip-log-id {log_id}" for log_id in log_ids)
+    if len(log_ids) <= FLAGS_SHOWN:
+        flags = " ".join(f"--skip-log-id {log_id}" for log_id in log_ids)
+        way = f"run the same command with {flags} (recorded in the state, shown by status)"
+    else:  # that many refused rows: something between here and Tinybird limits every request
+        way = (
+            "check first whether a proxy limits request sizes; else pass --skip-log-id for "
+            "each (auth0-backfill status --json lists them)"
+        )
     return RowsRefusedError(
-        f"Tinybird refused log{'s' if many else ''} {shown} as too large (413), even alone: "
-        f"{it} cannot be sent through the Events API. Every other row was sent and recorded; "
-        f"the state file holds {it} as refused.",
+        f"Tinybird refused {len(log_ids):,} log{'s' if many else ''} as too large (413), even "
+        f"alone: {listed(log_ids, 3)}. {'They' if many else 'It'} cannot be sent through the "
+        f"Events API. Every other row was sent and recorded; the state file holds {it} as "
+        "refused.",
         log_ids=log_ids,
-        hint=f"To go on without {it}, run the same command with {flags} (recorded in the "
-        f"state, shown by status). A run without it tries {it} once more first.",
+        hint=f"To go on without {it}, {way}. A run without {it} tries {it} once more first.",
     )
 
 

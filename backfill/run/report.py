@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from backfill.errors import SomeTenantsFailedError
+from backfill.errors import SomeTenantsFailedError, given_text, listed
 from backfill.state import Acknowledged, RunState
 
 
@@ -142,8 +142,11 @@ class Report:
         if counts.filtered:
             parts.append(f"{counts.filtered:,} left out by type")
         if counts.unknown_types:
-            unknown = ", ".join(
-                f"{code} x{seen:,}" for code, seen in sorted(counts.unknown_types.items())
+            unknown = listed(
+                [
+                    f"{given_text(code)} x{seen:,}"
+                    for code, seen in sorted(counts.unknown_types.items())
+                ]
             )
             parts.append(f"of which of types not in the table: {unknown}")
         if self.type_filter:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import IO, Any
 
 from backfill.batches import BatchLimits
+from backfill.errors import bounded
 from backfill.run.mirror import Mirror
 from backfill.run.options import RunOptions
 from backfill.run.stopper import Stopper
@@ -40,6 +41,7 @@ class Notes(list[str]):
     """What the operator should know about the plan; each is logged as it is made."""
 
     def add(self, note: str) -> None:
+        note = bounded(note)  # a note is a message too: a few lines, whatever it repeats
         self.append(note)
         log.info("note %r", note)
 

@@ -64,7 +64,8 @@ def judge(response: httpx.Response, *, purpose: Purpose, host: str, datasource: 
         wait = wait_from_retry_after(header(response.headers, "retry-after"))
         if wait is None:
             wait = wait_from_reset_seconds(header(response.headers, "x-ratelimit-reset"))
-        raise TransientError("Tinybird rate limit (429)", wait_hint=wait)
+        # Both are durations the server gives: one longer than the budget ends the retries.
+        raise TransientError("429 (rate limited)", wait_hint=wait, binding=True)
     if append and (status == 202 or is_retryable_status(status)):
         raise TransientError(
             f"{status} {response.reason_phrase} from Tinybird (may have landed)", ambiguous=True
@@ -89,7 +90,7 @@ def judge(response: httpx.Response, *, purpose: Purpose, host: str, datasource: 
             f"Tinybird at {host} answered 404 to an append to {datasource}: {error_text(response)}."
             if append
             else f"Tinybird at {host} answered 404 ({error_text(response)}).",
-            hint=region_hint(host),
+            hint=f"Check that {datasource} exists (TINYBIRD_DATASOURCE). " + region_hint(host),
         )
     if append:
         raise TinybirdRequestError(

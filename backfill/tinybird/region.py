@@ -192,10 +192,10 @@ def _normalized(host: str) -> tuple[str, str, int | None]:
 
 
 def region_hint(host: str) -> str:
-    """What to say when a host answers 404: the region, or the data source."""
-    hosts = ", ".join(REGION_HOSTS)
+    """What to say when a host answers 404: the region, or the data source (short: the README
+    lists every region's host, and a token that names its region is reported at start)."""
     return (
-        f"Either the data source does not exist in the workspace, or the token belongs to a "
-        f"workspace in another region than {host}. Set TINYBIRD_HOST to your workspace's region "
-        f"host (one of {hosts}) and check TINYBIRD_DATASOURCE."
+        f"Or the token belongs to a workspace in another region than {host}: set TINYBIRD_HOST "
+        f"to its region's host ({REGION_HOSTS[0]}, {REGION_HOSTS[1]} and {len(REGION_HOSTS) - 2} "
+        "more, listed in the README)."
     )

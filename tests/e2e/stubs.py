@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-Answer = tuple[int, Any]  # status, JSON-able body (or bytes for a raw body)
+Answer = tuple[int, Any] | tuple[int, Any, dict[str, str]]  # status, JSON-able body (or bytes
+# for a raw body), and headers
 
 
 class StubServer:
@@ -27,10 +28,13 @@ class StubServer:
                 if length:
                     self.rfile.read(length)
                 parts = urlsplit(self.path)
-                status, body = route(self.command, parts.path, parse_qs(parts.query))
+                answer = route(self.command, parts.path, parse_qs(parts.query))
+                status, body = answer[0], answer[1]
                 stub.requests.append((self.command, parts.path))
                 raw = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in (answer[2] if len(answer) > 2 else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()

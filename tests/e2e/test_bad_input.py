@@ -238,3 +238,75 @@ def test_a_checkpoint_in_the_future_is_refused(harness) -> None:  # type: ignore
     assert_says(result, "checkpoint at 2099-01-01", "after now", "--restart")
     assert h.state.read_bytes() == before and len(h.received()) == received
     assert_clean(h, result)
+
+
+def test_a_log_id_that_is_not_one_is_a_usage_error_before_any_request(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    h: Harness = harness(**SMALL)
+    for value, words in (
+        ("9" * 5000, ("it has 5,000 digits, and a log_id has 56",)),
+        ("letters-not-digits", ("ASCII digits 0-9 only",)),
+        ("2026-11-01", ("looks like a date", "--from-date")),
+        ("900" + "1" * 60, ("it has 63 digits",)),
+    ):
+        for flag in ("--from-log-id", "--skip-log-id"):
+            result = h.run("run", flag, value)
+            nothing_happened(h, result, 2, "is not an Auth0 log_id", *words)
+            assert len(result.stderr) < 700
+            assert len(value) < 80 or value[:200] not in result.stderr
+
+
+LONG = "x" * 4000
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "toml"),
+    [
+        (("--from-date", LONG), {}, ""),
+        (("--until-date", "2026-" + LONG), {}, ""),
+        (("--types", LONG), {}, ""),
+        (("--exclude-types", "s," + LONG), {}, ""),
+        (("--pii", LONG), {}, ""),
+        (("--concurrency", LONG), {}, ""),
+        (("--shard", LONG), {}, ""),
+        (("--tenant", LONG), {}, "[[tenants]]\nname = 'a'\ndomain = 'a.us.auth0.com'\n"),
+        ((LONG,), {}, ""),
+        (("--" + LONG,), {}, ""),
+        ((), {"AUTH0_DOMAIN": LONG}, ""),
+        ((), {"TINYBIRD_HOST": "https://" + LONG}, ""),
+        ((), {"TINYBIRD_DATASOURCE": LONG}, ""),
+        ((), {"AUTH0_BACKFILL_STATE": "/nonexistent/" + LONG}, ""),
+        ((), {}, f"[run]\nfrom_date = '{LONG}'\n"),
+        ((), {}, f"[batch]\nmax_rows = {'9' * 4000}\n"),
+        ((), {}, f"[{LONG}]\nx = 1\n"),
+    ],
+    ids=[
+        "from-date",
+        "until-date",
+        "types",
+        "exclude-types",
+        "pii",
+        "concurrency",
+        "shard",
+        "tenant",
+        "command",
+        "option",
+        "AUTH0_DOMAIN",
+        "TINYBIRD_HOST",
+        "TINYBIRD_DATASOURCE",
+        "AUTH0_BACKFILL_STATE",
+        "toml-value",
+        "toml-number",
+        "toml-section",
+    ],
+)
+def test_an_overlong_value_never_floods_a_message(harness, tmp_path, args, env, toml) -> None:  # type: ignore[no-untyped-def]
+    h: Harness = harness(**SMALL)
+    extra = list(args)
+    if toml:
+        extra = ["--config", write(tmp_path / "s.toml", toml), *extra]
+    command = extra if args[:1] == (LONG,) else ["run", *extra]
+    result = h.run(*command, env=env)
+    assert result.returncode == 2, result.stderr[-600:]
+    assert len(result.stderr) <= 800, result.stderr[:800]
+    assert LONG[:200] not in result.stderr and "Traceback" not in result.stderr
+    assert not h.state.exists() and h.received() == []

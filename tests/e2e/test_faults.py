@@ -113,9 +113,15 @@ def test_wrong_domain_is_a_404(harness) -> None:  # type: ignore[no-untyped-def]
 
 def test_a_400_on_a_query(harness) -> None:  # type: ignore[no-untyped-def]
     h: Harness = harness(**SMALL)
-    result = h.run("run", "--from-log-id", "9" * 57)
-    assert result.returncode == 3
-    assert "400" in result.stderr
+    refusing = auth0_returning(
+        lambda q: (400, {"statusCode": 400, "error": "Bad Request", "message": "Invalid from"})
+    )
+    try:
+        result = h.run("run", "--from-log-id", "9" * 56, env={"AUTH0_DOMAIN": refusing.url})
+    finally:
+        refusing.close()
+    assert result.returncode == 3, result.stderr
+    assert "400" in result.stderr and "Invalid from" in result.stderr
     no_traceback(result.stderr)
 
 
@@ -192,7 +198,8 @@ def test_wrong_region_names_the_host_and_the_region_hosts(harness) -> None:  # t
     )
     assert result.returncode == 4
     assert h.sandbox.tinybird_url in result.stderr
-    assert "api.us-east.aws.tinybird.co" in result.stderr
+    assert "listed in the README" in result.stderr
+    assert len(result.stderr.strip().splitlines()[-1]) <= 620
     # The token names its region: the run says, at start, that the configured host is another.
     assert "but the token belongs to a workspace in US East" in result.stderr
     assert "https://api.us-east.tinybird.co" in result.stderr
@@ -236,6 +243,31 @@ def test_a_400_from_tinybird(harness) -> None:  # type: ignore[no-untyped-def]
     no_traceback(result.stderr)
 
 
+def test_a_429_asking_a_day_stops_at_once_with_the_checkpoint_valid(harness) -> None:  # type: ignore[no-untyped-def]
+    h: Harness = harness(**SMALL)
+
+    def tinybird(method: str, path: str, query: dict[str, list[str]]) -> Any:
+        if path.startswith("/v0/datasources/"):
+            return 200, {"name": "auth0"}
+        if path == "/v0/sql":
+            return 200, {"meta": [], "data": [], "rows": 0}
+        return 429, {"error": "Too many requests"}, {"Retry-After": "86400"}
+
+    stub = StubServer(tinybird)
+    started = time.monotonic()
+    try:
+        result = h.run("run", env={"TINYBIRD_HOST": stub.url})
+    finally:
+        stub.close()
+    assert time.monotonic() - started < 60  # not a wait for the retry budget to run out
+    assert result.returncode == 7, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert "429" in message and "86,400s" in message and "max_seconds 600s" in message
+    assert "timeout" not in message.lower()
+    assert json.loads(h.state.read_text())["rows_sent"] == 0  # valid, and not moved
+    no_traceback(result.stderr)
+
+
 def test_413_splits_batches_until_they_fit(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
     h: Harness = harness(**SMALL, max_body_bytes=60_000)
     result = h.run("run", "--json")
@@ -255,6 +287,10 @@ def test_a_single_row_too_large(harness) -> None:  # type: ignore[no-untyped-def
     oldest = h.records()[0]["log_id"]
     assert any(record_id in result.stderr for record_id in (oldest,)) or "log 900" in result.stderr
     assert h.received() == []
+    # Every row refused: a count and a few ids, not a flood of them, and a way on.
+    message = result.stderr.strip().splitlines()[-1]
+    assert len(message) <= 620 and message.count("900") <= 4, message
+    assert "logs as too large" in message and "proxy" in message
 
 
 def test_422_stops_and_is_never_resent(harness) -> None:  # type: ignore[no-untyped-def]

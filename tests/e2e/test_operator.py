@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -135,6 +137,16 @@ def test_verify_finds_missing_rows(harness, tmp_path) -> None:  # type: ignore[n
     assert max(missing) >= half[:10]
 
 
+def test_verify_without_the_state_file_names_the_path_and_what_replaces_it(harness) -> None:  # type: ignore[no-untyped-def]
+    h: Harness = harness(**SMALL)
+    typo = "stat.json"
+    result = h.run("verify", "--state", typo)
+    assert result.returncode == 2, result.stderr
+    assert f"no state file at {typo}" in result.stderr
+    assert "--state" in result.stderr and "--from-date" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr) < 700
+
+
 # -- progress, quiet, log format --------------------------------------------------------------
 
 
@@ -183,6 +195,23 @@ def test_dry_run_writes_the_envelopes_and_touches_nothing(harness, tmp_path) -> 
     )
     assert to_file.returncode == 0 and "dry run" in to_file.stdout
     assert [json.loads(line) for line in output.read_text().splitlines()] == expected
+    assert stat.S_IMODE(output.stat().st_mode) == 0o600, "it holds records: private"
+    # A file that was there before, readable by all, is made private too; whatever the umask.
+    output.write_text("old")
+    output.chmod(0o644)
+    permissive = os.umask(0)  # the child inherits it: a umask that would leave files 0666
+    try:
+        again = h.run(
+            "run", "--dry-run", "--output", str(output), "--from-date", start, "--until-date", end
+        )
+        fresh = tmp_path / "fresh.ndjson"
+        anew = h.run(
+            "run", "--dry-run", "--output", str(fresh), "--from-date", start, "--until-date", end
+        )
+    finally:
+        os.umask(permissive)
+    assert again.returncode == 0 and stat.S_IMODE(output.stat().st_mode) == 0o600
+    assert anew.returncode == 0 and stat.S_IMODE(fresh.stat().st_mode) == 0o600
 
 
 # -- type filters -----------------------------------------------------------------------------

@@ -116,7 +116,9 @@ def test_a_refused_row_tried_again_has_its_personal_data_dropped_too() -> None:
 def test_refused_again_stops_with_the_state_as_it_was() -> None:
     current, records, log_id = refused_state()
     before = copy.deepcopy(current)
-    with pytest.raises(RowsRefusedError, match=f"log {log_id} as too large") as refused:
+    with pytest.raises(
+        RowsRefusedError, match=f"1 log as too large \\(413\\), even alone: {log_id}\\."
+    ) as refused:
         settle_refused(
             current,
             skip=frozenset(),

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from backfill.auth0.event_types import type_filter
 from backfill.errors import ConfigError
 from backfill.settings import resolve
 from backfill.tenants import resolve_tenants
@@ -98,7 +99,7 @@ def test_until_must_be_after_from() -> None:
 
 def test_from_date_and_from_log_id_exclude_each_other() -> None:
     with pytest.raises(ConfigError, match="not both"):
-        resolve({"from_date": "2026-11-02", "from_log_id": "900"}, ENV, None)
+        resolve({"from_date": "2026-11-02", "from_log_id": "900" + "1" * 53}, ENV, None)
 
 
 def test_missing_credentials_are_named_one_by_one() -> None:
@@ -159,6 +160,10 @@ def test_bad_numbers_and_names(tmp_path: Path) -> None:
         ({}, {}, "[http]\ntimeout_seconds = false\n", "a number of seconds, not false"),
         ({"from_log_id": "٩٠٠١"}, {}, "", "ASCII digits 0-9 only"),
         ({"from_log_id": "900 1"}, {}, "", "ASCII digits 0-9 only"),
+        ({"from_log_id": "9" * 5000}, {}, "", "it has 5,000 digits, and a log_id has 56"),
+        ({"from_log_id": "900" + "1" * 10}, {}, "", "it has 13 digits, and a log_id has 56"),
+        ({"from_log_id": "2026-11-01"}, {}, "", "looks like a date: give it as --from-date"),
+        ({"from_log_id": "latest"}, {}, "", "ASCII digits 0-9 only"),
         ({"until_date": "9999-12-31"}, {}, "", "out of range"),
         ({"from_date": "1969-12-31"}, {}, "", "out of range"),
         ({"from_date": "2099-01-01"}, {}, "", "after now"),
@@ -181,6 +186,33 @@ def test_values_that_cannot_be_used(
         resolve(flags, {**ENV, **env}, config)
     for value in env.values():
         assert value not in str(refused.value)  # a secret is named, never shown
+    assert len(str(refused.value)) < 400  # whatever it was given
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"from_date": "x" * 5000},
+        {"until_date": "2026-" + "1" * 3000},
+        {"types": "s," + "q" * 4000},
+        {"datasource": "auth0_" * 900 + "!"},
+        {"concurrency": "9" * 4000},
+        {"from_log_id": "abc" * 2000},
+    ],
+    ids=["from-date", "until-date", "types", "datasource", "concurrency", "from-log-id"],
+)
+def test_an_overlong_value_is_shortened_wherever_a_message_repeats_it(
+    tmp_path: Path, flags: dict[str, object]
+) -> None:
+    (value,) = flags.values()
+    try:
+        settings = resolve(flags, ENV, None)
+        type_filter(settings.types, ())
+    except (ConfigError, ValueError) as error:
+        message = str(error)
+    else:
+        pytest.fail("accepted")
+    assert len(message) <= 600 and str(value)[:200] not in message, message[:300]
 
 
 def test_a_start_within_the_clock_skew_is_accepted() -> None:

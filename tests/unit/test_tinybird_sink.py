@@ -14,6 +14,7 @@ from backfill.batches import BatchBuilder, BatchLimits
 from backfill.envelope import serialize
 from backfill.errors import (
     PartialWriteError,
+    RetriesExhaustedError,
     RowsRefusedError,
     TinybirdAuthError,
     TinybirdNotFoundError,
@@ -166,11 +167,43 @@ def test_429_waits_as_told() -> None:
 
 
 @pytest.mark.parametrize(
+    "headers",
+    [{"Retry-After": "86400"}, {"X-RateLimit-Reset": "86400"}],
+    ids=["retry-after", "reset"],
+)
+def test_a_429_asking_longer_than_the_budget_stops_at_once(headers: dict[str, str]) -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(429, headers=headers, json={"error": "rate"})
+
+    sleeps: list[float] = []
+    with pytest.raises(RetriesExhaustedError) as stopped:
+        sink(handler, sleeps=sleeps).append(batch())
+    message = str(stopped.value)
+    assert "429" in message and "86,400s" in message and "max_seconds 600s" in message
+    assert "Run the same command again" in message and stopped.value.exit_code == 7
+    assert calls == [1] and sleeps == [], "no wait, no retry the server would refuse"
+
+
+def test_a_429_asking_less_than_the_budget_is_waited_out_in_full() -> None:
+    answers = iter([httpx.Response(429, headers={"Retry-After": "300"}), None])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(answers) or httpx.Response(200, json={"successful_rows": 8})
+
+    sleeps: list[float] = []
+    sink(handler, sleeps=sleeps).append(batch())
+    assert len(sleeps) == 1 and 300 <= sleeps[0] <= 300.25  # not cut to 120 s and refused again
+
+
+@pytest.mark.parametrize(
     ("status", "error", "message"),
     [
         (400, TinybirdRequestError, "refused an append"),
         (403, TinybirdAuthError, "DATASOURCES:APPEND"),
-        (404, TinybirdNotFoundError, "api.us-east.tinybird.co"),
+        (404, TinybirdNotFoundError, "another region than https://api.tinybird.co"),
     ],
 )
 def test_permanent_statuses(status: int, error: type, message: str) -> None:
