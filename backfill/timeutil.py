@@ -72,13 +72,6 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def clickhouse_literal(moment: datetime) -> str:
-    """A DateTime64(3) literal for SQL sent to Tinybird."""
-    moment = moment.astimezone(UTC)
-    stamp = moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
-    return f"toDateTime64('{stamp}', 3, 'UTC')"
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from backfill.settings import Settings
+from backfill.config.settings import Settings
 from bench.plans import (
     AUTH0_LATENCY,
     MIN_STEADY_SECONDS,

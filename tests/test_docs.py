@@ -9,7 +9,7 @@ import click
 import pytest
 
 from backfill.cli import main
-from backfill.settings import SECRET_VARIABLES, TENANT_KEYS, declared
+from backfill.config.settings import SECRET_VARIABLES, TENANT_KEYS, declared
 
 SETTINGS = [where for _, where in declared()]
 

@@ -13,8 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from backfill.settings import SECRET_VARIABLES, Settings
-from backfill.tenants import resolve_tenants
+from backfill.config.settings import SECRET_VARIABLES, Settings
+from backfill.config.tenants import resolve_tenants
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from backfill import transport
 from backfill.auth0.log_ids import order_key
+from backfill.auth0.pacer import Pacer
 from backfill.auth0.tokens import DOMAIN_SETTING, TokenSource
 from backfill.errors import (
     Auth0CredentialsError,
@@ -29,8 +29,8 @@ from backfill.errors import (
     server_words,
     short,
 )
-from backfill.pacer import Pacer
-from backfill.retry import (
+from backfill.http import transport
+from backfill.http.retry import (
     RetryPolicy,
     TransientError,
     header,

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from backfill import transport
 from backfill.errors import Auth0CredentialsError, Auth0RequestError, server_words, short
-from backfill.retry import (
+from backfill.http import transport
+from backfill.http.retry import (
     RetryPolicy,
     TransientError,
     header,

@@ -8,11 +8,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from backfill import state as state_file
 from backfill.auth0.log_ids import write_time
+from backfill.config.settings import CLOCK_SKEW, Settings
 from backfill.errors import StateError
-from backfill.settings import CLOCK_SKEW, Settings
-from backfill.state import RunState
+from backfill.state import file as state_file
+from backfill.state.model import STATE_FORMAT, RunState
 from backfill.timeutil import iso, parse_record_date, utcnow
 
 log = logging.getLogger("backfill.job")
@@ -116,4 +116,4 @@ def _foreign(path: Path) -> bool:
         document = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return False
-    return not (isinstance(document, dict) and document.get("format") == state_file.STATE_FORMAT)
+    return not (isinstance(document, dict) and document.get("format") == STATE_FORMAT)

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from backfill.auth0.log_ids import order_key
-from backfill.batches import Batch
+from backfill.records.batches import Batch
 from backfill.run.refused import record_left_out, refused_error
 from backfill.run.report import Counts
-from backfill.state import Acknowledged, Gap, PendingAppend, RunState
+from backfill.state.model import Acknowledged, Gap, PendingAppend, RunState
 from backfill.tinybird.events import AppendResult
 
 log = logging.getLogger("backfill.pipeline")

@@ -11,16 +11,16 @@ import time
 from collections.abc import Callable, Iterator
 
 from backfill import __version__, logsetup
-from backfill import state as state_file
+from backfill.clients import Services, open_services
 from backfill.errors import BackfillError, Interrupted, StateError
-from backfill.progress import Coverage, ProgressReporter
 from backfill.run.pipeline import Pipeline
+from backfill.run.progress import Coverage, ProgressReporter
 from backfill.run.refused import LeaveOut, settle_refused
 from backfill.run.report import Counts, Report
 from backfill.run.request import JobRequest, Notes
 from backfill.run.start import NothingToDo, Plan, start
-from backfill.services import Services, open_services
-from backfill.state import RunState
+from backfill.state import file as state_file
+from backfill.state.model import RunState
 from backfill.timeutil import iso, utcnow
 
 log = logging.getLogger("backfill.job")

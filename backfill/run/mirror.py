@@ -20,9 +20,9 @@ from typing import Any
 
 from backfill.auth0.event_types import TypeFilter, type_filter
 from backfill.auth0.streams import LogStream
+from backfill.config.settings import Settings
 from backfill.errors import RefusedError
-from backfill.pii import LOG_FIELDS
-from backfill.settings import Settings
+from backfill.records.pii import LOG_FIELDS
 
 log = logging.getLogger("backfill.job")
 

@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from backfill import state as state_file
 from backfill.auth0.source import Auth0Logs, oldest_of
+from backfill.clients import Services
+from backfill.config.settings import Settings
 from backfill.run.checkpoint import started_with
 from backfill.run.plan import (
     StartPoint,
@@ -21,9 +22,8 @@ from backfill.run.plan import (
 )
 from backfill.run.reader import Record
 from backfill.run.request import Notes
-from backfill.services import Services
-from backfill.settings import Settings
-from backfill.state import RunState
+from backfill.state import model
+from backfill.state.model import RunState
 from backfill.timeutil import iso, utcnow
 
 log = logging.getLogger("backfill.job")
@@ -118,7 +118,7 @@ def _searched(start_point: StartPoint, oldest_page: list[Record]) -> dict[str, l
 
 
 def new_state(settings: Settings) -> RunState:
-    return state_file.new_state(
+    return model.new_state(
         tenant=settings.auth0_domain,
         datasource=settings.datasource,
         tinybird_host=settings.tinybird_host,

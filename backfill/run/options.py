@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from backfill.batches import Batch, BatchLimits
+from backfill.records.batches import Batch, BatchLimits
 from backfill.run.reader import ReadOptions, Record
 from backfill.run.report import Counts
-from backfill.state import RangeState
+from backfill.state.model import RangeState
 from backfill.tinybird.events import AppendResult
 
 

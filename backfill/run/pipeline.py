@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from backfill.auth0.log_ids import order_key, write_time
-from backfill.batches import Batch
 from backfill.errors import Interrupted
+from backfill.records.batches import Batch
 from backfill.run.commit import Committer, recover_pending
 from backfill.run.options import NoProgress, Progress, RunOptions, Sink
 from backfill.run.reader import (
@@ -43,7 +43,7 @@ from backfill.run.reader import (
 from backfill.run.report import Counts
 from backfill.run.steal import PAGE, Fetched, Pace, choose_split
 from backfill.run.stopper import Stopper
-from backfill.state import Gap, PendingAppend, RangeState, RunState
+from backfill.state.model import Gap, PendingAppend, RangeState, RunState
 from backfill.timeutil import iso, utcnow
 
 log = logging.getLogger("backfill.pipeline")

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from backfill.auth0.log_ids import has_observed_shape, order_key, synthesize, write_time
-from backfill.state import RangeState
+from backfill.state.model import RangeState
 from backfill.timeutil import iso, parse_record_date
 
 log = logging.getLogger("backfill.plan")

@@ -16,12 +16,12 @@ from typing import Any, Protocol
 
 from backfill.auth0.event_types import is_known
 from backfill.auth0.log_ids import order_key, write_time
-from backfill.batches import Batch, BatchBuilder, BatchLimits
-from backfill.envelope import serialize, to_envelope
 from backfill.errors import Auth0RequestError
-from backfill.pii import drop_pii
+from backfill.records.batches import Batch, BatchBuilder, BatchLimits
+from backfill.records.envelope import serialize, to_envelope
+from backfill.records.pii import drop_pii
 from backfill.run.retention import aged_out, expired_error
-from backfill.state import Gap, RangeState
+from backfill.state.model import Gap, RangeState
 from backfill.timeutil import humanize, iso, parse_record_date, stamp
 
 log = logging.getLogger("backfill.pipeline")

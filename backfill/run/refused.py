@@ -21,11 +21,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from backfill.auth0.log_ids import order_key
-from backfill.batches import Batch, BatchBuilder, BatchLimits
-from backfill.envelope import serialize, to_envelope
 from backfill.errors import DataError, RowsRefusedError, listed
-from backfill.pii import drop_pii
-from backfill.state import Acknowledged, LeftOut, RunState
+from backfill.records.batches import Batch, BatchBuilder, BatchLimits
+from backfill.records.envelope import serialize, to_envelope
+from backfill.records.pii import drop_pii
+from backfill.state.model import Acknowledged, LeftOut, RunState
 from backfill.timeutil import iso, stamp, utcnow
 from backfill.tinybird.events import AppendResult, LeftOutRow
 

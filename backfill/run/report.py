@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from backfill.errors import SomeTenantsFailedError, given_text, listed
-from backfill.state import Acknowledged, RunState
+from backfill.state.model import Acknowledged, RunState
 
 
 @dataclass

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from backfill.batches import BatchLimits
+from backfill.config.settings import Settings
 from backfill.errors import bounded
+from backfill.records.batches import BatchLimits
 from backfill.run.mirror import Mirror
 from backfill.run.options import RunOptions
 from backfill.run.stopper import Stopper
-from backfill.settings import Settings
 
 log = logging.getLogger("backfill.job")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from backfill.auth0.log_ids import order_key, write_time
 from backfill.errors import CheckpointExpiredError
-from backfill.state import RangeState
+from backfill.state.model import RangeState
 from backfill.timeutil import humanize, iso, parse_record_date
 
 RETENTION_TABLE = (

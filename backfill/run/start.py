@@ -21,8 +21,9 @@ from typing import IO, TypeVar
 
 from backfill import logsetup
 from backfill.auth0.streams import LogStream
-from backfill.batches import Batch
+from backfill.clients import Services, tinybird_events
 from backfill.errors import ConfigError
+from backfill.records.batches import Batch
 from backfill.run import stream, survey
 from backfill.run.checkpoint import load_state
 from backfill.run.mirror import Mirror, mirror
@@ -31,8 +32,7 @@ from backfill.run.options import RunOptions, Sink
 from backfill.run.reader import Record
 from backfill.run.request import JobRequest, Notes, run_options
 from backfill.run.retention import aged_out, expired_error
-from backfill.services import Services, tinybird_events
-from backfill.state import PendingAppend, RangeState, RunState
+from backfill.state.model import PendingAppend, RangeState, RunState
 from backfill.timeutil import iso, parse_record_date, utcnow
 from backfill.tinybird.events import AppendResult
 from backfill.tinybird.query import TinybirdQuery

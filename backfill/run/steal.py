@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backfill.auth0.log_ids import synthesize, write_time
-from backfill.state import RangeState
+from backfill.state.model import RangeState
 
 PAGE = 100  # logs per page
 MIN_SPLIT_PAGES = 4.0  # a range is cut only if it has this many pages left: two for each part

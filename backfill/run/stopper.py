@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from backfill.pacer import PacerStopped
+from backfill.auth0.pacer import PacerStopped
 from backfill.run.reader import Stopping
 
 log = logging.getLogger("backfill.cli")

@@ -10,11 +10,12 @@ from datetime import datetime
 
 from backfill.auth0.source import Auth0Logs
 from backfill.auth0.streams import LogStream
+from backfill.config.settings import Settings
 from backfill.errors import StateError
 from backfill.run.mirror import BACKLOG
-from backfill.settings import Settings
-from backfill.timeutil import clickhouse_literal, iso, parse_record_date
-from backfill.tinybird.query import QUARANTINED_DATE, TinybirdQuery, quote
+from backfill.timeutil import iso
+from backfill.tinybird.query import TinybirdQuery
+from backfill.tinybird.sql import QUARANTINED_DATE, datetime_literal, parse_datetime, string_literal
 
 log = logging.getLogger("backfill.live_stream")
 
@@ -39,8 +40,8 @@ def rows_span(query: TinybirdQuery) -> tuple[datetime, datetime] | None:
         f"WHERE {QUARANTINED_DATE} IS NOT NULL",
     )
     held = [row for row in rows if int(row.get("rows") or 0)]
-    firsts = [date for row in held if (date := clickhouse_date(row.get("first"))) is not None]
-    lasts = [date for row in held if (date := clickhouse_date(row.get("last"))) is not None]
+    firsts = [date for row in held if (date := parse_datetime(row.get("first"))) is not None]
+    lasts = [date for row in held if (date := parse_datetime(row.get("last"))) is not None]
     if not firsts or not lasts:
         return None
     return min(firsts), max(lasts)
@@ -56,7 +57,7 @@ def greatest_log_id(query: TinybirdQuery) -> str | None:
 
 def ids_dated_between(query: TinybirdQuery, low: datetime, high: datetime) -> set[str]:
     """log_ids dated in ``[low, high)`` in the data source or its quarantine."""
-    low_literal, high_literal = clickhouse_literal(low), clickhouse_literal(high)
+    low_literal, high_literal = datetime_literal(low), datetime_literal(high)
     rows = query.with_quarantine(
         f"SELECT log_id FROM {query.datasource} "
         f"WHERE date >= {low_literal} AND date < {high_literal}",
@@ -92,8 +93,8 @@ def refuse_unless_own_rows(
         "ORDER BY dateDiff('second', previous, date) DESC LIMIT 5"
     )
     for gap in gaps:
-        after = clickhouse_date(gap["after"])
-        before = clickhouse_date(gap["before"])
+        after = parse_datetime(gap["after"])
+        before = parse_datetime(gap["before"])
         if after is None or before is None:
             continue
         found = logs.search(q=f"date:{{{iso(after)} TO {iso(before)}}}", sort="date:1")
@@ -102,7 +103,7 @@ def refuse_unless_own_rows(
         }
         if wanted:
             # Rows Tinybird quarantined are no hole: they were sent.
-            listed = ", ".join(quote(log_id) for log_id in sorted(wanted))
+            listed = ", ".join(string_literal(log_id) for log_id in sorted(wanted))
             quarantined = query.sql(
                 f"SELECT log_id FROM {settings.datasource}_quarantine WHERE log_id IN ({listed})"
             )
@@ -132,8 +133,3 @@ def refuse_feeding_streams(streams: list[LogStream] | None, settings: Settings) 
             hint="Keep a state file between runs instead (--state on a volume) and end before "
             "the stream's first row (--until-date, or --until-stream-start).",
         )
-
-
-def clickhouse_date(value: object) -> datetime | None:
-    """A DateTime64 as Tinybird's JSON answers carry it (``2026-11-03 03:06:05.696``, UTC)."""
-    return parse_record_date(str(value).replace(" ", "T") + "Z") if value else None

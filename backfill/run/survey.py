@@ -8,16 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from backfill.auth0.streams import LogStream, feeding
+from backfill.clients import Services, tinybird_query
+from backfill.config.settings import Settings
 from backfill.errors import RefusedError, TinybirdAuthError, TinybirdNotFoundError
 from backfill.run import stream
 from backfill.run.mirror import BACKLOG, Mirror
 from backfill.run.request import Notes
-from backfill.services import Services, tinybird_query
-from backfill.settings import Settings
-from backfill.state import RunState
-from backfill.timeutil import clickhouse_literal, iso, parse_record_date, utcnow
-from backfill.tinybird.query import TinybirdQuery, quote
+from backfill.state.model import RunState
+from backfill.timeutil import iso, parse_record_date, utcnow
+from backfill.tinybird.query import TinybirdQuery
 from backfill.tinybird.region import region_hint
+from backfill.tinybird.sql import datetime_literal, string_literal
 
 log = logging.getLogger("backfill.job")
 
@@ -200,14 +201,16 @@ def rows_already_there(query: TinybirdQuery, state: RunState, mirrored: Mirror) 
     low = parse_record_date(state.ranges[0].start) if state.ranges else None
     ends = [parse_record_date(item.end) for item in state.ranges]
     high = None if None in ends else max(end for end in ends if end is not None)
-    where = [f"date < {clickhouse_literal(high or utcnow() + timedelta(hours=1))}"]
+    where = [f"date < {datetime_literal(high or utcnow() + timedelta(hours=1))}"]
     if low is not None:
-        where.append(f"date >= {clickhouse_literal(low)}")
+        where.append(f"date >= {datetime_literal(low)}")
     kept = mirrored.type_filter
     if kept is not None and kept.wanted is not None:
-        where.append(f"type IN ({', '.join(quote(code) for code in sorted(kept.wanted))})")
+        where.append(f"type IN ({', '.join(string_literal(code) for code in sorted(kept.wanted))})")
     if kept is not None and kept.unwanted:
-        where.append(f"type NOT IN ({', '.join(quote(code) for code in sorted(kept.unwanted))})")
+        where.append(
+            f"type NOT IN ({', '.join(string_literal(code) for code in sorted(kept.unwanted))})"
+        )
     rows = query.sql(f"SELECT count() AS rows FROM {query.datasource} WHERE {' AND '.join(where)}")
     return int(rows[0]["rows"]) if rows else 0
 

@@ -21,7 +21,7 @@ from backfill.errors import (
     TinybirdRequestError,
     server_words,
 )
-from backfill.retry import (
+from backfill.http.retry import (
     TransientError,
     header,
     is_retryable_status,

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from backfill import transport
-from backfill.batches import Batch
 from backfill.errors import RowsRefusedError
-from backfill.retry import RetryPolicy, TransientError
+from backfill.http import transport
+from backfill.http.retry import RetryPolicy, TransientError
+from backfill.records.batches import Batch
 from backfill.tinybird.answers import HOST_SETTING, Purpose, TooLarge, json_or_none, judge
 
 log = logging.getLogger("backfill.tinybird")

@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 
-from backfill import transport
-from backfill.batches import Batch
 from backfill.errors import TinybirdNotFoundError, TinybirdRequestError
-from backfill.retry import RetryPolicy, TransientError
-from backfill.timeutil import clickhouse_literal
+from backfill.http import transport
+from backfill.http.retry import RetryPolicy, TransientError
+from backfill.records.batches import Batch
 from backfill.tinybird.answers import HOST_SETTING, Purpose, json_or_none, judge
+from backfill.tinybird.sql import datetime_literal, string_literal
 
 
 class TinybirdQuery:
@@ -115,13 +115,13 @@ class TinybirdQuery:
         slack: timedelta = timedelta(seconds=1),
     ) -> set[str]:
         """log_ids in ``[first, last]`` present in the data source or its quarantine."""
-        span = f"log_id >= {quote(first)} AND log_id <= {quote(last)}"
+        span = f"log_id >= {string_literal(first)} AND log_id <= {string_literal(last)}"
         where = span
         if min_date is not None and max_date is not None:
             # Only to prune monthly partitions; the id span is what selects.
             where += (
-                f" AND date >= {clickhouse_literal(min_date - slack)}"
-                f" AND date <= {clickhouse_literal(max_date + slack)}"
+                f" AND date >= {datetime_literal(min_date - slack)}"
+                f" AND date <= {datetime_literal(max_date + slack)}"
             )
         rows = self.with_quarantine(
             f"SELECT log_id FROM {self.datasource} WHERE {where}",
@@ -144,15 +144,6 @@ class TinybirdQuery:
                     raise
                 self._quarantine = False
         return self.sql(own)
-
-
-# A quarantined row's date, as the data source's column (quarantine columns are strings).
-QUARANTINED_DATE = "parseDateTime64BestEffortOrNull(toString(date), 3, 'UTC')"
-
-
-def quote(value: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _parse(value: str | None) -> datetime | None:

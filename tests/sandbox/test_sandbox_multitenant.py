@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backfill.config.tenants import resolve_tenants
 from backfill.sandbox import MultiTenantSandbox, SandboxConfig
 from backfill.sandbox.multitenant import TenantEndpoint
-from backfill.tenants import resolve_tenants
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 from sandbox_helpers import MakeSandbox, auth0_token, bearer, sql
 
-from backfill.pii import pii_paths
+from backfill.cli.sandbox import sandbox as sandbox_command
+from backfill.records.pii import pii_paths
 from backfill.sandbox import Sandbox
-from backfill.sandbox.command import sandbox as sandbox_command
 from backfill.sandbox.generator import Tenant
 from backfill.sandbox.livestream import StreamSpec
 from backfill.sandbox.obfuscation import PiiConfig, obfuscate

@@ -9,8 +9,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from backfill.batches import Batch
 from backfill.errors import Auth0RequestError
+from backfill.records.batches import Batch
 from backfill.tinybird.events import AppendResult
 
 Record = dict[str, Any]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from backfill.auth0.pacer import Pacer
 from backfill.auth0.source import Auth0Logs
 from backfill.auth0.tokens import StaticToken
 from backfill.errors import (
@@ -18,8 +19,7 @@ from backfill.errors import (
     DataError,
     RetriesExhaustedError,
 )
-from backfill.pacer import Pacer
-from backfill.retry import RetryPolicy
+from backfill.http.retry import RetryPolicy
 
 Handler = Callable[[httpx.Request], httpx.Response]
 ID = "900202611010000000000000000000000000000000000000000000{:02d}"

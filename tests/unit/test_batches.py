@@ -6,9 +6,9 @@ import zlib
 
 import pytest
 
-from backfill import batches as batches_module
-from backfill.batches import BatchBuilder, BatchLimits
-from backfill.envelope import serialize
+from backfill.records import batches as batches_module
+from backfill.records.batches import BatchBuilder, BatchLimits
+from backfill.records.envelope import serialize
 
 
 def line(index: int, size: int = 10) -> bytes:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backfill.preflight import schema_differences
+from backfill.checks.preflight import schema_differences
 from backfill.tinybird.datafile import parse_datafile, seed_datafile_text
 
 ROOT = Path(__file__).parents[2]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backfill.envelope import serialize, to_envelope
 from backfill.errors import DataError
+from backfill.records.envelope import serialize, to_envelope
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "auth0"
 RECORDS = sorted(path for path in FIXTURES.glob("*.json") if not path.name.startswith("_"))

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from backfill.auth0.streams import feeding
+from backfill.config.settings import resolve
 from backfill.errors import RefusedError
 from backfill.run.mirror import mirror
 from backfill.run.retention import aged_out
-from backfill.settings import resolve
-from backfill.state import RangeState
+from backfill.state.model import RangeState
 
 ENV = {
     "AUTH0_DOMAIN": "tenant.eu.auth0.com",

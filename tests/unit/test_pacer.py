@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from backfill.pacer import Pacer, PacerStopped
+from backfill.auth0.pacer import Pacer, PacerStopped
 
 
 class Bucket:

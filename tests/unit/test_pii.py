@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from backfill.pii import IDENTIFIER_KEYS, KEYS, LOG_FIELDS, drop_pii, normalised, pii_paths
+from backfill.records.pii import IDENTIFIER_KEYS, KEYS, LOG_FIELDS, drop_pii, normalised, pii_paths
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "auth0"
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")

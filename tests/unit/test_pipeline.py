@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from backfill.auth0.log_ids import order_key, synthesize
-from backfill.batches import BatchLimits
 from backfill.errors import CheckpointExpiredError
+from backfill.records.batches import BatchLimits
 from backfill.run.pipeline import Pipeline, RunOptions
 from backfill.run.plan import StartPoint, split
 from backfill.run.stopper import Stopper
-from backfill.state import RunState, new_state
+from backfill.state.model import RunState, new_state
 from backfill.timeutil import parse_record_date
 from tests.unit.fakes import FakeAuth0, FakeTinybird, make_tenant
 

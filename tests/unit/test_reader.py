@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backfill.auth0.log_ids import synthesize
-from backfill.batches import Batch, BatchLimits
+from backfill.records.batches import Batch, BatchLimits
 from backfill.run.reader import RangeReader, ReadCounts, ReadOptions
-from backfill.state import Gap, RangeState
+from backfill.state.model import Gap, RangeState
 from backfill.timeutil import iso
 from tests.unit.fakes import FakeAuth0, make_tenant
 

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 
 from backfill.auth0.log_ids import order_key
-from backfill.batches import Batch
 from backfill.errors import RowsRefusedError
+from backfill.records.batches import Batch
 from backfill.run.refused import LeaveOut, settle_refused
-from backfill.state import LeftOut, RunState
+from backfill.state.model import LeftOut, RunState
 from backfill.timeutil import stamp
 from backfill.tinybird.events import AppendResult, LeftOutRow
 from tests.unit.fakes import FakeAuth0, FakeTinybird, make_tenant

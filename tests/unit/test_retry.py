@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from backfill import deadline
 from backfill.errors import HostUnreachableError, RetriesExhaustedError
-from backfill.retry import (
+from backfill.http import deadline
+from backfill.http.retry import (
     RetryPolicy,
     TransientError,
     Unreachable,

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from backfill.auth0.event_types import type_filter
+from backfill.config.parse import normalize_base_url
+from backfill.config.settings import resolve
+from backfill.config.tenants import resolve_tenants
 from backfill.errors import ConfigError
-from backfill.settings import resolve
-from backfill.tenants import resolve_tenants
-from backfill.values import normalize_base_url
 from tests.unit.test_tinybird_region import tinybird_token
 
 ENV = {

@@ -17,18 +17,18 @@ from typing import Any
 import httpx
 import pytest
 
-from backfill import state as state_file
 from backfill.auth0.log_ids import write_time
+from backfill.auth0.pacer import Pacer
+from backfill.clients import Services
+from backfill.config.settings import resolve
 from backfill.errors import StateError, TinybirdAuthError, TinybirdNotFoundError
-from backfill.pacer import Pacer
-from backfill.retry import RetryPolicy
+from backfill.http.retry import RetryPolicy
 from backfill.run.checkpoint import started_with
 from backfill.run.request import JobRequest, Notes
 from backfill.run.start import NdjsonWriter, NothingToDo, Plan, start
 from backfill.run.stopper import Stopper
-from backfill.services import Services
-from backfill.settings import resolve
-from backfill.state import RangeState
+from backfill.state import file as state_file
+from backfill.state.model import RangeState, new_state
 from backfill.timeutil import iso, utcnow
 from tests.unit.fakes import FakeAuth0, make_tenant
 
@@ -188,7 +188,7 @@ def test_resume_takes_the_checkpoint_and_leaves_cutting_to_the_readers(tmp_path:
 
 def test_resume_with_other_flags_is_refused(tmp_path: Path) -> None:
     service = services(tmp_path, FakeAuth0(records()), FakeTinybirdApi())
-    existing = state_file.new_state(
+    existing = new_state(
         tenant="tenant.eu.auth0.com",
         datasource="auth0",
         tinybird_host="https://api.tinybird.co",
@@ -343,7 +343,7 @@ def holding(full: bool) -> FakeTinybirdApi:
 
 def open_checkpoint(service: Services, tenant: list[dict[str, Any]]) -> None:
     """A cron catch-up's state file: one open range, part read."""
-    existing = state_file.new_state(
+    existing = new_state(
         tenant="tenant.eu.auth0.com",
         datasource="auth0",
         tinybird_host="https://api.tinybird.co",

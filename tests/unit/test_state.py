@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from backfill import state as state_file
 from backfill.errors import StateError, StateLockedError
-from backfill.state import STATE_VERSION, RangeState, new_state
+from backfill.state import file as state_file
+from backfill.state.model import STATE_VERSION, RangeState, RunState, new_state
 
 
-def sample() -> state_file.RunState:
+def sample() -> RunState:
     current = new_state(
         tenant="t.auth0.com",
         datasource="auth0",

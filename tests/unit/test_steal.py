@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from backfill.auth0.log_ids import synthesize, write_time
 from backfill.run.steal import Fetched, Pace, choose_split, pages_left
-from backfill.state import RangeState
+from backfill.state.model import RangeState
 from tests.unit.fakes import log_id_at
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from backfill.config.settings import Settings
+from backfill.config.tenants import Shard, parse_shard, resolve_tenants
 from backfill.errors import ConfigError
 from backfill.run import job
 from backfill.run.report import Report
 from backfill.run.request import JobRequest
 from backfill.run.stopper import Stopper
-from backfill.settings import Settings
-from backfill.tenants import Shard, parse_shard, resolve_tenants
 
 
 def tenants_file(path: Path, names: list[str]) -> Path:

@@ -10,8 +10,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from backfill.batches import BatchBuilder, BatchLimits
-from backfill.envelope import serialize
 from backfill.errors import (
     PartialWriteError,
     RetriesExhaustedError,
@@ -20,7 +18,9 @@ from backfill.errors import (
     TinybirdNotFoundError,
     TinybirdRequestError,
 )
-from backfill.retry import RetryPolicy
+from backfill.http.retry import RetryPolicy
+from backfill.records.batches import BatchBuilder, BatchLimits
+from backfill.records.envelope import serialize
 from backfill.tinybird.events import TinybirdEvents
 
 Handler = Callable[[httpx.Request], httpx.Response]

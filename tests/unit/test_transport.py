@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from backfill import transport
+from backfill.http import transport
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ from typing import Any
 import httpcore
 import httpx
 
-from backfill import deadline
-from backfill.retry import TransientError, Unreachable
+from backfill.http import deadline
+from backfill.http.retry import TransientError, Unreachable
 
 log = logging.getLogger("backfill.http")
 

@@ -1,160 +1,40 @@
-"""The command line: parse, resolve settings, call the job, print the summary, exit with its code.
-
-Only this module and ``commands`` know click. Errors become exit codes in one place
-(``errors``); the summary goes to stdout (one line, or JSON with ``--json``), everything else to
-stderr.
-"""
+"""``auth0-backfill run``: parse, resolve the settings of each tenant, call the job, print the
+summary, exit with its code."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import json
 import logging
-import os
-import signal
-import sys
-import threading
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from backfill import __version__, logsetup
-from backfill import state as state_file
-from backfill.errors import BackfillError, ConfigError, bounded
-from backfill.run.job import JobRequest, Report, Runner, run_requests
-from backfill.run.report import exit_code_of
+from backfill import logsetup
+from backfill.cli.common import (
+    WHEN,
+    config_option,
+    errors,
+    finish,
+    json_option,
+    log_format_option,
+    quiet_option,
+    state_option,
+    tenant_option,
+)
+from backfill.config.parse import log_id
+from backfill.config.settings import environment
+from backfill.config.tenants import parse_shard, resolve_tenants
+from backfill.errors import ConfigError
+from backfill.run.job import JobRequest, Runner, run_requests
 from backfill.run.stopper import Stopper, on_signals
-from backfill.settings import environment
-from backfill.tenants import parse_shard, resolve_tenants
-from backfill.values import log_id
+from backfill.state import file as state_file
 
 log = logging.getLogger("backfill.cli")
 
-WHEN = "WHEN"  # ISO 8601 date or date-time; no offset means UTC
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="AUTH0_BACKFILL_CONFIG",
-    help="TOML settings file (see config.example.toml). Env: AUTH0_BACKFILL_CONFIG.",
-)
-state_option = click.option(
-    "--state",
-    type=click.Path(path_type=Path),  # a directory is refused by the settings, with a remedy
-    help="Checkpoint file. Default ./auth0-backfill-state.json. Env: AUTH0_BACKFILL_STATE.",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-quiet_option = click.option(
-    "--quiet", "-q", is_flag=True, help="No progress and no informational logs (warnings stay)."
-)
-tenant_option = click.option(
-    "--tenant",
-    "tenants",
-    multiple=True,
-    metavar="NAME",
-    help="With a [[tenants]] settings file: only this tenant (repeatable).",
-)
-log_format_option = click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    help="Logs on stderr as key=value text (default) or one JSON object per line.",
-)
-
-
-class _Commands(click.Group):
-    """``run`` is here; the operator's other commands (``commands``) and the sandbox are imported
-    when used (the job itself does not need the sandbox)."""
-
-    lazy = {
-        "status": "backfill.commands",
-        "check": "backfill.commands",
-        "verify": "backfill.commands",
-        "sandbox": "backfill.sandbox.command",
-    }
-    # What a lazy command needs beyond the job's own dependencies: (module, extra).
-    needs = {"sandbox": ("chdb", "sandbox")}
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        with _bounded_usage_errors():
-            return super().parse_args(ctx, args)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        with _bounded_usage_errors():  # a subcommand's options are parsed in here
-            return super().invoke(ctx)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *self.lazy])
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in self.lazy:
-            module, extra = self.needs.get(name, ("click", ""))
-            if importlib.util.find_spec(module) is None:
-                return _needs_extra(name, module, extra)
-            command = getattr(importlib.import_module(self.lazy[name]), name)
-            assert isinstance(command, click.Command)
-            return command
-        return super().get_command(ctx, name)
-
-
-@contextmanager
-def _bounded_usage_errors() -> Iterator[None]:
-    """click's own messages repeat what they were given (an unknown option, a bad value):
-    bounded like every message of ours."""
-    try:
-        yield
-    except click.ClickException as error:
-        setattr(error, "message", bounded(error.message))  # noqa: B010 - typed Final in click
-        raise
-
-
-def _needs_extra(name: str, module: str, extra: str) -> click.Command:
-    """Stands in for a command whose optional dependency is not installed: says which extra."""
-    install = f"pip install '.[{extra}]'"
-
-    def refuse(args: tuple[str, ...]) -> None:
-        _fail(
-            ConfigError.exit_code,
-            f"`auth0-backfill {name}` needs the {extra!r} extra ({module}), which is not "
-            f"installed. Install it with: {install} (or pipx install '.[{extra}]', or "
-            f"pipx inject auth0-backfill {module}).",
-        )
-
-    return click.Command(
-        name,
-        callback=refuse,
-        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
-        help=f"Start the local emulators (needs: {install}).",
-        context_settings={"ignore_unknown_options": True, "help_option_names": []},
-    )
-
-
-@click.group(
-    cls=_Commands,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
-@click.version_option(__version__, prog_name="auth0-backfill")
-def main() -> None:
-    """Copy an Auth0 tenant's historical logs into the Tinybird data source its Log Stream fills,
-    as the same envelopes the stream sends, resumably."""
-    # As PID 1 (a container) a process gets only the signals it handles: every command leaves on
-    # SIGTERM with 143 (``run`` installs its own, which lets appends in flight finish).
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _leave)
-
-
-def _leave(signum: int, frame: FrameType | None) -> None:
-    sys.stderr.write(f"auth0-backfill: stopped by {signal.Signals(signum).name}\n")
-    sys.exit(128 + signum)
-
-
-@main.command()
+@click.command()
 @config_option
 @click.option("--from-date", metavar=WHEN, help="Copy logs whose date is at or after WHEN.")
 @click.option("--from-log-id", metavar="ID", help="Copy logs after this log_id (exclusive).")
@@ -307,7 +187,7 @@ def run(
             log.warning(
                 "shard=%s tenants=0 note='no tenant of %s is in this part'", shard, config_path
             )
-            _finish([], as_json=as_json, single=False)
+            finish([], as_json=as_json, single=False)
         logsetup.configure(log_format=everyone[0].log_format, quiet=quiet)
         single = len(everyone) == 1 and everyone[0].tenant_name is None
         if dry_run and not single:
@@ -334,51 +214,7 @@ def run(
             ]
             reports = runner(requests, single)
         # A dry run to stdout keeps stdout pure NDJSON: its summary goes to stderr.
-        _finish(reports, as_json=as_json, single=single, to_stderr=dry_run and output is None)
-
-
-# -- shared plumbing ----------------------------------------------------------------------------
-
-
-def _finish(
-    reports: list[Report], *, as_json: bool, single: bool, to_stderr: bool = False
-) -> NoReturn:
-    if as_json:
-        body: Any = reports[0].to_json() if single else [item.to_json() for item in reports]
-        click.echo(json.dumps(body, indent=None if single else 1, default=str), err=to_stderr)
-    else:
-        for report in reports:
-            click.echo(report.line(), err=to_stderr)
-    sys.exit(exit_code_of(reports, single=single))
-
-
-@contextmanager
-def errors() -> Iterator[None]:
-    """The one place failures become messages and exit codes."""
-    try:
-        yield
-    except BackfillError as error:
-        _fail(error.exit_code, str(error))
-    except click.ClickException:
-        raise
-    except KeyboardInterrupt:
-        _fail(130, "interrupted")
-    except Exception as error:  # noqa: BLE001 - a bug: said in one line, not a traceback
-        if os.environ.get("AUTH0_BACKFILL_DEBUG"):
-            traceback.print_exc()
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        _fail(
-            1,
-            f"internal error: {type(error).__name__} at {Path(where.filename).name}:"
-            f"{where.lineno}: {bounded(str(error), 200)}. This is a bug: please report it with "
-            "this line (AUTH0_BACKFILL_DEBUG=1 prints the traceback). The checkpoint is at the "
-            "last acknowledged batch.",
-        )
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    click.echo(f"auth0-backfill: {message}", err=True)
-    sys.exit(code)
+        finish(reports, as_json=as_json, single=single, to_stderr=dry_run and output is None)
 
 
 @contextmanager

@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from backfill import table
 from backfill.auth0.source import Auth0Logs
+from backfill.checks import table
 from backfill.errors import TinybirdNotFoundError, TinybirdRequestError
 from backfill.run.plan import find_start
-from backfill.timeutil import clickhouse_literal, iso, parse_record_date
-from backfill.tinybird.query import QUARANTINED_DATE, TinybirdQuery
+from backfill.timeutil import iso, parse_record_date
+from backfill.tinybird.query import TinybirdQuery
+from backfill.tinybird.sql import QUARANTINED_DATE, datetime_literal
 
-log = logging.getLogger("backfill.verify")
+log = logging.getLogger("backfill.checks.verify")
 
 MARGIN = timedelta(seconds=60)  # ids are written up to seconds after their date
 SHOWN_IDS = 20  # missing log_ids listed per bucket in --json
@@ -198,8 +199,8 @@ def _day(
     in_auth0 = _auth0_logs(logs, low, high, keep)
     rows = query.sql(
         f"SELECT log_id, substring(toString(date), 1, {width}) AS bucket, count() AS rows "
-        f"FROM {query.datasource} WHERE date >= {clickhouse_literal(low)} "
-        f"AND date < {clickhouse_literal(high)} GROUP BY log_id, bucket"
+        f"FROM {query.datasource} WHERE date >= {datetime_literal(low)} "
+        f"AND date < {datetime_literal(high)} GROUP BY log_id, bucket"
     )
     quarantined = _quarantined(query, low, high)
     buckets: dict[str, Bucket] = {}
@@ -278,8 +279,8 @@ def _quarantined(query: TinybirdQuery, low: datetime, high: datetime) -> set[str
     try:
         rows = query.sql(
             f"SELECT log_id FROM {query.datasource}_quarantine WHERE log_id IS NOT NULL "
-            f"AND {QUARANTINED_DATE} >= {clickhouse_literal(low)} "
-            f"AND {QUARANTINED_DATE} < {clickhouse_literal(high)}"
+            f"AND {QUARANTINED_DATE} >= {datetime_literal(low)} "
+            f"AND {QUARANTINED_DATE} < {datetime_literal(high)}"
         )
     except (TinybirdRequestError, TinybirdNotFoundError):
         return set()  # no quarantine yet: nothing ever went there

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 import httpx
 
-from backfill import __version__, transport
+from backfill import __version__
+from backfill.auth0.pacer import Pacer
 from backfill.auth0.source import Auth0Logs
 from backfill.auth0.tokens import ClientCredentialsToken, StaticToken, TokenSource
-from backfill.batches import Batch
-from backfill.pacer import Pacer
-from backfill.retry import RetryPolicy
-from backfill.settings import Settings
+from backfill.config.settings import Settings
+from backfill.http import transport
+from backfill.http.retry import RetryPolicy
+from backfill.records.batches import Batch
 from backfill.tinybird.events import TinybirdEvents
 from backfill.tinybird.query import TinybirdQuery
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from backfill.settings import Settings
-from backfill.state import RunState
+from backfill.config.settings import Settings
+from backfill.state.model import RunState
 
 SHOWN = 5  # refused or skipped logs listed one a line; the rest counted
 

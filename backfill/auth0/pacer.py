@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from backfill.retry import header, wait_from_reset_epoch
+from backfill.http.retry import header, wait_from_reset_epoch
 
 
 class PacerStopped(Exception):

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from backfill import values as parse
 from backfill.auth0.log_ids import write_time
+from backfill.config import parse
+from backfill.config.secrets import read_secret
 from backfill.errors import ConfigError
-from backfill.secret_values import read_secret
 from backfill.timeutil import utcnow
 from backfill.tinybird.region import choose_host
 

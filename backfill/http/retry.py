@@ -24,10 +24,10 @@ from typing import TypeVar
 
 import tenacity
 
-from backfill import deadline
 from backfill.errors import HostUnreachableError, RetriesExhaustedError
+from backfill.http import deadline
 
-log = logging.getLogger("backfill.retry")
+log = logging.getLogger("backfill.http.retry")
 
 T = TypeVar("T")
 

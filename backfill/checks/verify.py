@@ -10,18 +10,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from backfill import table
+from backfill.auth0.pacer import Pacer
 from backfill.auth0.streams import feeding
+from backfill.checks import table
+from backfill.checks.holes import Holes, find_holes
+from backfill.clients import auth0_logs, http_client, retry_policy, tinybird_query
+from backfill.config.settings import Settings
 from backfill.errors import ConfigError, given_text
-from backfill.holes import Holes, find_holes
-from backfill.pacer import Pacer
 from backfill.run.mirror import types_sent
 from backfill.run.stopper import Stopper
-from backfill.services import auth0_logs, http_client, retry_policy, tinybird_query
-from backfill.settings import Settings
-from backfill.state import RunState
-from backfill.timeutil import clickhouse_literal, parse_record_date, utcnow
+from backfill.state.model import RunState
+from backfill.timeutil import parse_record_date, utcnow
 from backfill.tinybird.query import TinybirdQuery
+from backfill.tinybird.sql import datetime_literal
 
 
 @dataclass
@@ -213,7 +214,7 @@ def verify(
     low = low.replace(hour=0, minute=0, second=0, microsecond=0)
     if high.time() != datetime.min.time():
         high = high.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    where = f"date >= {clickhouse_literal(low)} AND date < {clickhouse_literal(high)}"
+    where = f"date >= {datetime_literal(low)} AND date < {datetime_literal(high)}"
     counted = {
         row["day"]: row
         for row in query.sql(

@@ -17,8 +17,11 @@ from typing import Any
 
 import httpx
 
+from backfill.auth0.pacer import Pacer
 from backfill.auth0.source import Auth0Logs
 from backfill.auth0.streams import feeding
+from backfill.clients import auth0_logs, http_client, retry_policy, tinybird_events, tinybird_query
+from backfill.config.settings import Settings
 from backfill.errors import (
     Auth0CredentialsError,
     Auth0PermissionError,
@@ -28,17 +31,14 @@ from backfill.errors import (
     TinybirdError,
     TinybirdNotFoundError,
 )
-from backfill.pacer import Pacer
-from backfill.retry import TransientError
+from backfill.http.retry import TransientError
+from backfill.http.transport import unreachable_reason
 from backfill.run.mirror import BACKLOG
 from backfill.run.stopper import Stopper
-from backfill.services import auth0_logs, http_client, retry_policy, tinybird_events, tinybird_query
-from backfill.settings import Settings
 from backfill.timeutil import humanize, parse_record_date, utcnow
 from backfill.tinybird.datafile import Datafile, DatafileError, parse_datafile, seed_datafile_text
 from backfill.tinybird.events import TinybirdEvents
 from backfill.tinybird.query import TinybirdQuery
-from backfill.transport import unreachable_reason
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 

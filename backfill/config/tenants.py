@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from backfill.config.parse import datasource_name, file_path, nonempty, normalize_base_url
+from backfill.config.secrets import read_secret
+from backfill.config.settings import Settings, load_toml, resolve, tinybird_host_choice
 from backfill.errors import ConfigError, given
-from backfill.secret_values import read_secret
-from backfill.settings import Settings, load_toml, resolve, tinybird_host_choice
-from backfill.values import datasource_name, file_path, nonempty, normalize_base_url
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import TextIO
 
 from backfill import logsetup
-from backfill.state import RangeState
+from backfill.state.model import RangeState
 from backfill.timeutil import humanize, parse_record_date, utcnow
 
-log = logging.getLogger("backfill.progress")
+log = logging.getLogger("backfill.run.progress")
 
 
 class Coverage:

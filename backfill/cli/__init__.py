@@ -1,0 +1,109 @@
+"""The command line: one module per command (``run``, ``status``, ``check``, ``verify``,
+``sandbox``), each imported only when it is called; what they share (options, the one place
+failures become exit codes) in ``common``. Only this package knows click.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import click
+
+from backfill import __version__
+from backfill.cli.common import fail
+from backfill.errors import ConfigError, bounded
+
+
+class _Commands(click.Group):
+    """Each command's module is imported when the command is called: ``status`` does not load
+    the job, and nothing but ``sandbox`` needs the sandbox's extra."""
+
+    lazy = {
+        "run": "backfill.cli.run",
+        "status": "backfill.cli.status",
+        "check": "backfill.cli.check",
+        "verify": "backfill.cli.verify",
+        "sandbox": "backfill.cli.sandbox",
+    }
+    # What a lazy command needs beyond the job's own dependencies: (module, extra).
+    needs = {"sandbox": ("chdb", "sandbox")}
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with _bounded_usage_errors():
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _bounded_usage_errors():  # a subcommand's options are parsed in here
+            return super().invoke(ctx)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, extra = self.needs.get(name, ("click", ""))
+            if importlib.util.find_spec(module) is None:
+                return _needs_extra(name, module, extra)
+            command = getattr(importlib.import_module(self.lazy[name]), name)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, name)
+
+
+@contextmanager
+def _bounded_usage_errors() -> Iterator[None]:
+    """click's own messages repeat what they were given (an unknown option, a bad value):
+    bounded like every message of ours."""
+    try:
+        yield
+    except click.ClickException as error:
+        setattr(error, "message", bounded(error.message))  # noqa: B010 - typed Final in click
+        raise
+
+
+def _needs_extra(name: str, module: str, extra: str) -> click.Command:
+    """Stands in for a command whose optional dependency is not installed: says which extra."""
+    install = f"pip install '.[{extra}]'"
+
+    def refuse(args: tuple[str, ...]) -> None:
+        fail(
+            ConfigError.exit_code,
+            f"`auth0-backfill {name}` needs the {extra!r} extra ({module}), which is not "
+            f"installed. Install it with: {install} (or pipx install '.[{extra}]', or "
+            f"pipx inject auth0-backfill {module}).",
+        )
+
+    return click.Command(
+        name,
+        callback=refuse,
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+        help=f"Start the local emulators (needs: {install}).",
+        context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    )
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, prog_name="auth0-backfill")
+def main() -> None:
+    """Copy an Auth0 tenant's historical logs into the Tinybird data source its Log Stream fills,
+    as the same envelopes the stream sends, resumably."""
+    # As PID 1 (a container) a process gets only the signals it handles: every command leaves on
+    # SIGTERM with 143 (``run`` installs its own, which lets appends in flight finish).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _leave)
+
+
+def _leave(signum: int, frame: FrameType | None) -> None:
+    sys.stderr.write(f"auth0-backfill: stopped by {signal.Signals(signum).name}\n")
+    sys.exit(128 + signum)
