@@ -10,14 +10,13 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import httpx
-
 from backfill import __version__
 from backfill.auth0.pacer import Pacer
 from backfill.auth0.source import Auth0Logs
 from backfill.auth0.tokens import ClientCredentialsToken, StaticToken, TokenSource
 from backfill.config.settings import Settings
-from backfill.http import transport
+from backfill.http.client import HttpClient
+from backfill.http.client import http_client as open_http_client
 from backfill.http.retry import RetryPolicy
 from backfill.records.batches import Batch
 from backfill.tinybird.events import TinybirdEvents
@@ -26,10 +25,10 @@ from backfill.tinybird.query import TinybirdQuery
 USER_AGENT = f"auth0-backfill/{__version__}"
 
 
-def http_client(settings: Settings) -> contextlib.AbstractContextManager[httpx.Client]:
+def http_client(settings: Settings) -> contextlib.AbstractContextManager[HttpClient]:
     """One connection pool, large enough for every cursor and every append in flight; each
     request bounded as a whole by ``[http] timeout_seconds`` (``transport``)."""
-    return transport.http_client(
+    return open_http_client(
         timeout=settings.http_timeout,
         connections=settings.concurrency + settings.in_flight + 4,
         user_agent=USER_AGENT,
@@ -43,7 +42,7 @@ def retry_policy(settings: Settings, sleep: Callable[[float], None]) -> RetryPol
 
 
 def auth0_logs(
-    settings: Settings, *, http: httpx.Client, retry: RetryPolicy, pacer: Pacer
+    settings: Settings, *, http: HttpClient, retry: RetryPolicy, pacer: Pacer
 ) -> Auth0Logs:
     """The logs source; a ConfigError naming what is missing without the tenant's settings."""
     access = settings.require_auth0()
@@ -62,7 +61,7 @@ def auth0_logs(
     return Auth0Logs(base_url=access.base_url, tokens=tokens, http=http, retry=retry, pacer=pacer)
 
 
-def tinybird_query(settings: Settings, *, http: httpx.Client, retry: RetryPolicy) -> TinybirdQuery:
+def tinybird_query(settings: Settings, *, http: HttpClient, retry: RetryPolicy) -> TinybirdQuery:
     """The reader, with ``TINYBIRD_READ_TOKEN`` (else ``TINYBIRD_TOKEN``)."""
     return TinybirdQuery(
         host=settings.tinybird_host,
@@ -76,7 +75,7 @@ def tinybird_query(settings: Settings, *, http: httpx.Client, retry: RetryPolicy
 def tinybird_events(
     settings: Settings,
     *,
-    http: httpx.Client,
+    http: HttpClient,
     retry: RetryPolicy,
     landed: Callable[[Batch], set[str]] | None = None,
     check_first: bool = False,
@@ -104,7 +103,7 @@ class Services:
     """What a run talks to: the tenant's logs, and the shared pool, retry policy and pacer."""
 
     settings: Settings
-    http: httpx.Client
+    http: HttpClient
     retry: RetryPolicy
     pacer: Pacer
     auth0: Auth0Logs

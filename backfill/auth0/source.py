@@ -1,117 +1,31 @@
 """The source: ``GET /api/v2/logs`` by checkpoint and by search, one log, and the Log Streams.
 
 Tokens come from ``tokens``. auth0-python's ``logs.list()`` cannot page by checkpoint (no
-``from``/``take``, and its model rejects array scopes), so the logs are read with httpx, through
-the job's shared client (``transport``). Every request goes through the shared pacer and the
-shared retry policy; every answer is judged in one place, ``judge``: a body to use, a permanent
-error that says what to do, or a transient failure for the retry policy.
+``from``/``take``, and its model rejects array scopes), so the logs are read over HTTP, through
+the job's one client (``http.client.HttpClient.exchange``). Every request goes through the shared
+pacer and the shared retry policy; every answer is judged in one place, ``answers.judge``: a
+body to use, a permanent error that says what to do, or a transient failure to retry.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
-import orjson
-
+from backfill.auth0.answers import DOMAIN_SETTING, NOT_FOUND, Purpose, judge
 from backfill.auth0.log_ids import order_key
 from backfill.auth0.pacer import Pacer
-from backfill.auth0.tokens import DOMAIN_SETTING, TokenSource
-from backfill.errors import (
-    Auth0CredentialsError,
-    Auth0PermissionError,
-    Auth0RequestError,
-    DataError,
-    server_words,
-    short,
-)
-from backfill.http import transport
-from backfill.http.retry import (
-    RetryPolicy,
-    TransientError,
-    header,
-    is_retryable_status,
-    wait_from_reset_epoch,
-)
+from backfill.auth0.tokens import TokenSource
+from backfill.errors import Auth0CredentialsError, Auth0PermissionError, DataError
+from backfill.http.client import HttpClient
+from backfill.http.retry import RetryPolicy, TransientError
 
 log = logging.getLogger("backfill.auth0")
 
 Record = dict[str, Any]
 PAGE_SIZE = 100  # Auth0's maximum for take and per_page
-NOT_FOUND = object()  # what ``judge`` returns for a 404 the caller allows
-
-
-class HttpGet(Protocol):
-    """``httpx.Client``; the unit tests give it a ``MockTransport``."""
-
-    def get(
-        self, url: str, *, params: Mapping[str, Any], headers: Mapping[str, str]
-    ) -> httpx.Response: ...
-
-
-def judge(
-    response: httpx.Response, *, base_url: str, path: str, action: str, allow_404: bool = False
-) -> Any:
-    """The one decision on an Auth0 answer: the parsed body of a 200 (``NOT_FOUND`` for an
-    allowed 404), a ``TransientError`` to retry, or the ``Auth0Error`` that stops the run.
-
-    On a 401 or 403 the caller gets a new token once before it gives up.
-    """
-    status = response.status_code
-    if status == 200:
-        # Parsed here: a truncated transfer is a transient failure like any other.
-        try:
-            return parse_json(response.content)
-        except ValueError:
-            raise TransientError(f"truncated or non-JSON body from {path}") from None
-    if status == 401:
-        raise Auth0CredentialsError(
-            f"Auth0 rejected the Management API token ({describe(response)}).",
-            hint="If AUTH0_TOKEN is set it has probably expired: unset it to use client "
-            "credentials, or issue a new one.",
-        )
-    if status == 403:
-        scope = "read:log_streams" if path.startswith("/api/v2/log-streams") else "read:logs"
-        raise Auth0PermissionError(
-            f"Auth0 refused to {action}: {describe(response)}.",
-            hint=f"The token lacks the {scope} scope. In the Auth0 Dashboard, open "
-            "Applications > APIs > Auth0 Management API > Machine to Machine Applications, "
-            f"and grant {scope} to this application.",
-        )
-    if status == 404 and allow_404:
-        return NOT_FOUND
-    if status == 429:
-        wait = wait_from_reset_epoch(header(response.headers, "x-ratelimit-reset"))
-        raise TransientError("rate limited (429)", wait_hint=wait)
-    if is_retryable_status(status):
-        raise TransientError(f"{status} {short(response.reason_phrase)} from {path}")
-    if status == 404:
-        raise Auth0RequestError(
-            f"Auth0 answered 404 for {base_url}{path}.",
-            status=status,
-            hint="Check AUTH0_DOMAIN: it must be the tenant's domain "
-            "(e.g. your-tenant.us.auth0.com).",
-        )
-    raise Auth0RequestError(
-        f"Auth0 answered {status} when asked to {action}: {describe(response)}.", status=status
-    )
-
-
-def describe(response: httpx.Response) -> str:
-    """An Auth0 error answer in a few words: its status and the body's error and message."""
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        return f"{response.status_code} {server_words(response.text, response.reason_phrase)}"
-    if isinstance(body, dict):
-        parts = [str(body.get(key)) for key in ("error", "message", "errorCode") if body.get(key)]
-        if parts:
-            return f"{response.status_code} " + ": ".join(parts)
-    return f"{response.status_code} {server_words(response.text, response.reason_phrase)}"
 
 
 class Auth0Logs:
@@ -122,7 +36,7 @@ class Auth0Logs:
         *,
         base_url: str,
         tokens: TokenSource,
-        http: HttpGet,
+        http: HttpClient,
         retry: RetryPolicy,
         pacer: Pacer,
     ) -> None:
@@ -217,27 +131,26 @@ class Auth0Logs:
         """The parsed JSON body of a 200 (``NOT_FOUND`` for an allowed 404), retried as the
         policy says; a rejected token is replaced once."""
         refreshed = False
+        purpose = Purpose.STREAMS if path.startswith("/api/v2/log-streams") else Purpose.LOGS
 
         def attempt() -> Any:
             nonlocal refreshed
             token = self._tokens.token()
             ticket = self._pacer.acquire()
             try:
-                response = self._http.get(
+                response = self._http.exchange(
+                    "GET",
                     self.base_url + path,
+                    setting=DOMAIN_SETTING,
                     params=params,
                     headers={"Authorization": f"Bearer {token}"},
                 )
-            except httpx.TransportError as error:
+            except TransientError:
                 self._pacer.forget(ticket)
-                raise transport.transient(
-                    error, f"{type(error).__name__} from {path}", setting=DOMAIN_SETTING
-                ) from None
+                raise
             self._pacer.observe(ticket, response.status_code, response.headers)
             try:
-                return judge(
-                    response, base_url=self.base_url, path=path, action=action, allow_404=allow_404
-                )
+                return judge(response, purpose=purpose, action=action, allow_404=allow_404)
             except (Auth0CredentialsError, Auth0PermissionError) as error:
                 # A 401, or a 403 after a scope was granted or removed since the token was
                 # issued: a new token once, then the refusal stands.
@@ -258,52 +171,6 @@ def oldest_of(page: list[Record]) -> Record | None:
     if not page:
         return None
     return min(page, key=lambda record: order_key(record["log_id"]))
-
-
-def parse_json(content: bytes) -> Any:
-    """Parse a body exactly, the way the standard library does, at orjson's speed.
-
-    orjson parses a page in a third of the time, and identically except for integers beyond 64
-    bits, which it silently turns into floats. Such a number is a run of 19 digits or more right
-    after ``[``, ``:``, ``,``, ``-`` or whitespace; a page with a run like that (rare: ids inside
-    strings follow a quote or a ``|``) is parsed by the standard library, as is one orjson
-    refuses (NaN and Infinity, lone surrogates, a truncated body). NaN and Infinity, which the
-    standard library would accept, are refused: they are not JSON.
-    """
-    if not _may_hold_big_integer(content):
-        try:
-            return orjson.loads(content)
-        except orjson.JSONDecodeError:
-            pass  # the standard library decides: it explains, accepts or refuses
-    return json.loads(content, parse_constant=_not_json)
-
-
-def _number_classes() -> bytes:
-    """A translation table: digits to ``0``, what may come right before a number to ``1``."""
-    table = bytearray(b"2" * 256)
-    for byte in b"0123456789":
-        table[byte] = ord("0")
-    for byte in b"[:,- \t\r\n":
-        table[byte] = ord("1")
-    return bytes(table)
-
-
-_NUMBER_CLASSES = _number_classes()
-_BIG_INTEGER_RUN = b"0" * 19  # 19 digits: the shortest integer that may not fit in 64 bits
-
-
-def _may_hold_big_integer(content: bytes) -> bool:
-    """Whether the body may hold an integer of 19 digits or more (in C: translate and find)."""
-    classes = content.translate(_NUMBER_CLASSES)
-    return classes.startswith(_BIG_INTEGER_RUN) or b"1" + _BIG_INTEGER_RUN in classes
-
-
-def _not_json(constant: str) -> Any:
-    """NaN and Infinity are not JSON; the standard library would accept them: refuse."""
-    raise DataError(
-        f"Auth0 sent {constant} in a log record, which is not a JSON number.",
-        hint="Stopped before sending it; the checkpoint is intact. Report it to Auth0 support.",
-    )
 
 
 def _require_log_id(record: object) -> str:

@@ -15,8 +15,6 @@ import contextlib
 from dataclasses import dataclass, replace
 from typing import Any
 
-import httpx
-
 from backfill.auth0.pacer import Pacer
 from backfill.auth0.source import Auth0Logs
 from backfill.auth0.streams import feeding
@@ -32,7 +30,6 @@ from backfill.errors import (
     TinybirdNotFoundError,
 )
 from backfill.http.retry import TransientError
-from backfill.http.transport import unreachable_reason
 from backfill.run.mirror import BACKLOG
 from backfill.run.stopper import Stopper
 from backfill.timeutil import humanize, parse_record_date, utcnow
@@ -290,12 +287,17 @@ class Preflight:
         assert self._events is not None
         try:
             self._events.probe()
-        except httpx.HTTPError as error:
-            reason = unreachable_reason(error)
+        except TransientError as error:
+            if not error.network:  # a 5xx, a 429: Tinybird answered, with a failure
+                self._add(
+                    "tinybird.token", SKIP, f"not known: {self._host} answered with a failure"
+                )
+                self._add("tinybird.append", FAIL, error.description)
+                return False
             failure = (
-                f"cannot be reached: {reason}"
-                if reason
-                else f"did not answer within {CHECK_TIMEOUT:.0f}s ({type(error).__name__})"
+                f"cannot be reached: {error.reason}"
+                if error.reason
+                else f"did not answer within {CHECK_TIMEOUT:.0f}s ({error.description})"
             )
             self._add(
                 "tinybird.token",
@@ -313,7 +315,7 @@ class Preflight:
             self._add("tinybird.token", PASS, f"recognised by {self._host}")
             self._add("tinybird.append", FAIL, str(error))
             return False
-        except (TinybirdError, TransientError) as error:
+        except TinybirdError as error:
             self._add("tinybird.token", SKIP, f"not known: {self._host} answered with a failure")
             self._add("tinybird.append", FAIL, str(error))
             return False

@@ -61,7 +61,9 @@ class TransientError(Exception):
     a retry the server refuses (a wait computed from a reset time on our clock is clamped
     instead). ``ambiguous``: the request may have taken effect although we saw no success (a lost
     acknowledgement). ``immediate``: retry without waiting (after a token refresh).
-    ``unreachable``: a host that never answered could not be reached (one quick retry only).
+    ``network``: no answer came (a failure on the way, not a status), and ``reason`` the
+    system's words for it when it has some. ``unreachable``: a host that never answered could not
+    be reached (one quick retry only).
     """
 
     def __init__(
@@ -72,9 +74,13 @@ class TransientError(Exception):
         binding: bool = False,
         ambiguous: bool = False,
         immediate: bool = False,
+        network: bool = False,
+        reason: str | None = None,
         unreachable: Unreachable | None = None,
     ) -> None:
         super().__init__(description)
+        self.network = network or unreachable is not None
+        self.reason = reason or (unreachable.reason if unreachable else None)
         self.description = description
         self.wait_hint = wait_hint
         self.binding = binding and wait_hint is not None

@@ -1,103 +1,172 @@
-"""The one HTTP client every request of the job goes through (``http_client``), and how a failure
-on the way is told apart (``transient``).
+"""The transport under the job's one HTTP client: httpx's request and response over httpcore's
+connection pool (or proxy), built with httpcore's public ``network_backend`` parameter so the
+whole-request deadline (``deadline.DeadlineBackend``) reaches every connect, read and write.
 
-What it adds to httpx:
-- A whole-request deadline. httpx's timeout bounds each connect, read and write, so a server that
-  answers one byte every half second holds a request for ever (encode/httpx#1450). Here every
-  request runs under ``deadline.limit([http] timeout_seconds)``, and the network backend gives
-  each connect, name lookup, read and write only the time left, so the limit bounds a request
-  from its connect to its last byte; the retry policy's ``max_seconds`` bounds it the same way.
-- Name lookups bounded by that deadline (``getaddrinfo`` itself has no timeout).
-- Which hosts have answered in this process (``has_answered``): a name that does not resolve, or
-  a refused connection, before a host ever answered is most likely a setting, not an outage
-  (``retry.Unreachable``).
+httpx builds its own pools and offers no way to give them a network backend; this module is the
+public-API equivalent of its ``HTTPTransport`` for what the job uses (HTTP/1.1, TLS, proxies from
+the environment), so no release of httpx or httpcore can quietly take the deadline away. Proxies:
+``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` are read as httpx reads them and
+mounted explicitly (httpx does not read them once a client is given its own transport).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import logging
-import socket
+import ipaddress
 import ssl
 import threading
-from collections.abc import Iterable, Iterator
-from typing import Any
+import urllib.request
+from collections.abc import Iterator
+from typing import TypedDict
 
 import httpcore
 import httpx
 
-from backfill.http import deadline
-from backfill.http.retry import TransientError, Unreachable
+from backfill.http.deadline import DeadlineBackend
 
-log = logging.getLogger("backfill.http")
-
-_PIECE = 64 * 1024  # a write is cut so each piece gets only the time left
-_answered: set[str] = set()
-
-
-def has_answered(url: httpx.URL) -> bool:
-    return _origin(url) in _answered
-
-
-def _origin(url: httpx.URL) -> str:
-    default = 443 if url.scheme == "https" else 80
-    return f"{url.scheme}://{url.host.lower()}:{url.port or default}"
-
-
-def _note_answer(response: httpx.Response) -> None:
-    _answered.add(_origin(response.request.url))
-
-
-class DeadlineClient(httpx.Client):
-    """``httpx.Client`` whose every request is bounded as a whole by ``whole_seconds``."""
-
-    def __init__(self, *, whole_seconds: float, **options: Any) -> None:
-        options.setdefault("event_hooks", {}).setdefault("response", []).append(_note_answer)
-        super().__init__(**options)
-        self.whole_seconds = whole_seconds
-        # httpx builds its transports (one per proxy from the environment, too); each has an
-        # httpcore pool whose network backend is swapped for one that keeps the deadline. These
-        # are httpx's and httpcore's private attributes (httpx offers no whole-request timeout,
-        # encode/httpx#1450): if a release moves them, each read keeps httpx's own timeout and
-        # the job says so, instead of failing.
-        for transport in [self._transport, *self._mounts.values()]:
-            if transport is None:  # a NO_PROXY pattern: no transport of its own
-                continue
-            pool = getattr(transport, "_pool", None)
-            inner = getattr(pool, "_network_backend", None)
-            if pool is None or not isinstance(inner, httpcore.NetworkBackend):
-                log.warning(
-                    "http_deadline=unavailable reason='this httpx or httpcore release keeps its "
-                    "connections elsewhere' note='each read is bounded, not a whole request'"
-                )
-                continue
-            pool._network_backend = DeadlineBackend(inner)
-
-    def send(self, request: httpx.Request, **options: Any) -> httpx.Response:
-        with deadline.limit(self.whole_seconds):
-            return super().send(request, **options)
+# httpcore's failures as httpx's (the most specific wins): what callers catch.
+_FAILURES: list[tuple[type[Exception], type[httpx.TransportError]]] = [
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+]
 
 
 @contextlib.contextmanager
-def http_client(*, timeout: float, connections: int, user_agent: str) -> Iterator[httpx.Client]:
-    client = DeadlineClient(
-        whole_seconds=timeout,
-        timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        headers={"User-Agent": user_agent},
-        verify=_trusted(),
-    )
+def _as_httpx() -> Iterator[None]:
     try:
-        yield client
-    finally:
-        client.close()
+        yield
+    except Exception as error:
+        for failure, ours in _FAILURES:
+            if isinstance(error, failure):
+                raise ours(str(error)) from error
+        raise
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, stream: httpcore.Response) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _as_httpx():
+            yield from self._stream.iter_stream()
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _PoolOptions(TypedDict):
+    ssl_context: ssl.SSLContext
+    max_connections: int | None
+    max_keepalive_connections: int | None
+    keepalive_expiry: float | None
+    network_backend: httpcore.NetworkBackend
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """One connection pool (direct, or through one proxy) whose every network operation keeps
+    the request's deadline."""
+
+    def __init__(
+        self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext, proxy: httpx.URL | None = None
+    ) -> None:
+        options = _PoolOptions(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=DeadlineBackend(),
+        )
+        self._pool: httpcore.ConnectionPool
+        if proxy is None:
+            self._pool = httpcore.ConnectionPool(**options)
+        elif proxy.scheme in ("http", "https"):
+            self._pool = httpcore.HTTPProxy(
+                proxy_url=str(proxy.copy_with(username=None, password=None)),
+                proxy_auth=(proxy.username, proxy.password) if proxy.username else None,
+                **options,
+            )
+        else:  # socks5://, socks5h:// (needs socksio, as httpx's own SOCKS support does)
+            self._pool = httpcore.SOCKSProxy(proxy_url=str(proxy), **options)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.SyncByteStream)
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _as_httpx():
+            answer = self._pool.handle_request(core)
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_Body(answer),
+            extensions=answer.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def mounts(
+    limits: httpx.Limits, ssl_context: ssl.SSLContext
+) -> dict[str, httpx.BaseTransport | None]:
+    """A transport per proxy the environment names, and None (direct) for what NO_PROXY
+    exempts, as httpx would mount them (``httpx.Client(mounts=...)``)."""
+    proxies = urllib.request.getproxies()
+    found: dict[str, httpx.BaseTransport | None] = {}
+    for scheme in ("http", "https", "all"):
+        address = proxies.get(scheme)
+        if address:
+            url = httpx.URL(address if "://" in address else f"http://{address}")
+            found[f"{scheme}://"] = DeadlineTransport(
+                limits=limits, ssl_context=ssl_context, proxy=url
+            )
+    for host in (part.strip() for part in proxies.get("no", "").split(",")):
+        if host == "*":
+            return {}
+        if host:
+            found[_exempt(host)] = None
+    return found
+
+
+def _exempt(host: str) -> str:
+    """A NO_PROXY entry as an httpx mount pattern (curl's rules, as httpx reads them)."""
+    if "://" in host:
+        return host
+    if host.lower() == "localhost":
+        return f"all://{host}"
+    try:
+        address = ipaddress.ip_address(host.split("/")[0])
+    except ValueError:
+        return f"all://*{host}"  # .example.com: its subdomains; example.com: it and them
+    return f"all://[{host}]" if address.version == 6 else f"all://{host}"
 
 
 _trusted_lock = threading.Lock()
 
 
-def _trusted() -> ssl.SSLContext:
+def trusted() -> ssl.SSLContext:
     """The certificate authorities to trust, loaded once per process as httpx would load them
     (``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else certifi's): each tenant's client would otherwise
     load its own copy, about 50 ms of CPU and a megabyte or two each (tenants start together:
@@ -109,157 +178,3 @@ def _trusted() -> ssl.SSLContext:
 @functools.cache
 def _load_trusted() -> ssl.SSLContext:
     return httpx.create_ssl_context()
-
-
-def _clamp(timeout: float | None, error: type[Exception]) -> float | None:
-    """The timeout of one network operation, cut to what is left of the request's deadline."""
-    left = deadline.remaining()
-    if left is None:
-        return timeout
-    if left <= 0:
-        raise error("the request took longer than its whole-request limit ([http] timeout_seconds)")
-    return left if timeout is None else min(timeout, left)
-
-
-class DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        for start in range(0, len(buffer), _PIECE):
-            piece = buffer[start : start + _PIECE]
-            self._inner.write(piece, _clamp(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: Any,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        budget = _clamp(timeout, httpcore.ConnectTimeout)
-        return DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, budget))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        failure: Exception | None = None
-        for address in _resolve(host, port, _clamp(timeout, httpcore.ConnectTimeout)):
-            budget = _clamp(timeout, httpcore.ConnectTimeout)
-            try:
-                stream = self._inner.connect_tcp(
-                    address, port, budget, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
-                failure = error  # the next address of the name, as create_connection would
-                continue
-            return DeadlineStream(stream)
-        assert failure is not None
-        raise failure
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        budget = _clamp(timeout, httpcore.ConnectTimeout)
-        return DeadlineStream(self._inner.connect_unix_socket(path, budget, socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-def _resolve(host: str, port: int, budget: float | None) -> list[str]:
-    """The addresses of ``host``, looked up in a helper thread so the deadline bounds it."""
-    found: dict[str, Any] = {}
-
-    def lookup() -> None:
-        try:
-            found["addresses"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as error:  # UnicodeError: a name IDNA cannot encode
-            found["error"] = error
-
-    thread = threading.Thread(target=lookup, name=f"resolve-{host}", daemon=True)
-    thread.start()
-    thread.join(budget)
-    if thread.is_alive():
-        raise httpcore.ConnectTimeout(f"looking up {host} took longer than {budget:.1f}s")
-    if "error" in found:
-        try:  # raised in here so it is the context too: httpcore's pool drops the cause
-            raise found["error"]
-        except (OSError, UnicodeError) as failure:
-            raise httpcore.ConnectError(str(failure)) from failure
-    addresses: list[str] = []
-    for *_, sockaddr in found["addresses"]:
-        address = str(sockaddr[0])
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
-
-
-# -- telling failures apart ------------------------------------------------------------------
-
-
-def transient(
-    error: httpx.TransportError, description: str, *, setting: str, ambiguous: bool = False
-) -> TransientError:
-    """A transport failure for the retry policy. A name that does not resolve, or a refused
-    connection, to a host that never answered is marked ``unreachable`` (one quick retry, then a
-    message naming the host, the system's reason and the setting)."""
-    reason = unreachable_reason(error)
-    url = _url(error)
-    if reason is None or url is None:
-        return TransientError(description, ambiguous=ambiguous)
-    host = url.netloc.decode("ascii", errors="replace")
-    described = f"{description}: {host}: {reason}"
-    if has_answered(url):  # it answered before: a network blip, retried as any other
-        return TransientError(described, ambiguous=ambiguous)
-    return TransientError(described, unreachable=Unreachable(host, reason, setting))
-
-
-def unreachable_reason(error: BaseException) -> str | None:
-    """What the system said, when the failure is a name that does not resolve or a refusal."""
-    for cause in _causes(error):
-        if isinstance(cause, socket.gaierror):
-            return f"the name does not resolve ({cause.strerror or cause})"
-        if isinstance(cause, ConnectionRefusedError):
-            return f"the connection was refused ({cause.strerror or cause})"
-    return None
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [error]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        todo.extend((current.__cause__, current.__context__))
-
-
-def _url(error: httpx.TransportError) -> httpx.URL | None:
-    try:
-        return error.request.url
-    except RuntimeError:  # an error raised outside a request
-        return None

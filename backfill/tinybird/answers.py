@@ -8,9 +8,7 @@ checked before a resend); a query that failed did nothing.
 
 from __future__ import annotations
 
-import json
 from enum import Enum
-from typing import Any
 
 import httpx
 
@@ -21,6 +19,7 @@ from backfill.errors import (
     TinybirdRequestError,
     server_words,
 )
+from backfill.http.client import json_or_none
 from backfill.http.retry import (
     TransientError,
     header,
@@ -100,13 +99,6 @@ def judge(response: httpx.Response, *, purpose: Purpose, host: str, datasource: 
     raise TinybirdRequestError(
         f"Tinybird refused to {purpose.value} ({status}: {error_text(response)})."
     )
-
-
-def json_or_none(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except ValueError:
-        return None
 
 
 def error_text(response: httpx.Response) -> str:

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import httpx
 
 from backfill.errors import RowsRefusedError
-from backfill.http import transport
+from backfill.http.client import HttpClient, json_or_none
 from backfill.http.retry import RetryPolicy, TransientError
 from backfill.records.batches import Batch
-from backfill.tinybird.answers import HOST_SETTING, Purpose, TooLarge, json_or_none, judge
+from backfill.tinybird.answers import HOST_SETTING, Purpose, TooLarge, judge
 
 log = logging.getLogger("backfill.tinybird")
 
@@ -62,7 +62,7 @@ class TinybirdEvents:
         host: str,
         token: str,
         datasource: str,
-        http: httpx.Client,
+        http: HttpClient,
         retry: RetryPolicy,
         landed: Callable[[Batch], set[str]] | None = None,
         settle: float = 5.0,
@@ -83,7 +83,7 @@ class TinybirdEvents:
 
     def probe(self) -> None:
         """An empty append: proves the token, its region and its right to append, writes
-        nothing. Raises as an append would (``answers.judge``), network failures as httpx's."""
+        nothing. Raises as an append would (``answers.judge``)."""
         response = self._post(b"", gzip=False)
         if response.status_code != 202:  # accepted is enough: there is nothing to acknowledge
             judge(response, purpose=Purpose.APPEND, host=self.host, datasource=self.datasource)
@@ -117,14 +117,19 @@ class TinybirdEvents:
         return AppendResult(left_out=[LeftOutRow(log_id, batch.min_date, "refused")])
 
     def _post(self, body: bytes, *, gzip: bool = True) -> httpx.Response:
+        """One append; a failure on the way is a ``TransientError`` ("may have landed" once
+        it was sent)."""
         headers = {
             "Authorization": f"Bearer {self._token}",
             "Content-Type": "application/x-ndjson",
         }
         if gzip:
             headers["Content-Encoding"] = "gzip"
-        return self._http.post(
+        return self._http.exchange(
+            "POST",
             f"{self.host}/v0/events",
+            setting=HOST_SETTING,
+            effects=True,
             params={"name": self.datasource, "wait": "true"},
             content=body,
             headers=headers,
@@ -154,19 +159,7 @@ class TinybirdEvents:
                     )
                 if current.rows == 0:
                     return AppendResult(already_in_tinybird=skipped)
-            try:
-                response = self._post(current.body)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-                raise transport.transient(
-                    error, f"{type(error).__name__} (not sent)", setting=HOST_SETTING
-                ) from None
-            except httpx.TransportError as error:
-                raise transport.transient(
-                    error,
-                    f"{type(error).__name__} (may have landed)",
-                    setting=HOST_SETTING,
-                    ambiguous=True,
-                ) from None
+            response = self._post(current.body)
             judge(response, purpose=Purpose.APPEND, host=self.host, datasource=self.datasource)
             result = _counts(response, current.rows)
             result.already_in_tinybird = skipped

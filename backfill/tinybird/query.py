@@ -11,13 +11,11 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-
 from backfill.errors import TinybirdNotFoundError, TinybirdRequestError
-from backfill.http import transport
+from backfill.http.client import HttpClient, json_or_none
 from backfill.http.retry import RetryPolicy, TransientError
 from backfill.records.batches import Batch
-from backfill.tinybird.answers import HOST_SETTING, Purpose, json_or_none, judge
+from backfill.tinybird.answers import HOST_SETTING, Purpose, judge
 from backfill.tinybird.sql import datetime_literal, string_literal
 
 
@@ -25,7 +23,7 @@ class TinybirdQuery:
     """``/v0/sql`` and ``/v0/datasources/<name>[.datasource]``."""
 
     def __init__(
-        self, *, host: str, token: str, datasource: str, http: httpx.Client, retry: RetryPolicy
+        self, *, host: str, token: str, datasource: str, http: HttpClient, retry: RetryPolicy
     ) -> None:
         self.host = host
         self.datasource = datasource
@@ -43,16 +41,13 @@ class TinybirdQuery:
         def attempt() -> list[dict[str, Any]]:
             with self._lock:
                 self.calls += 1
-            try:
-                response = self._http.post(
-                    f"{self.host}/v0/sql",
-                    data={"q": sql},
-                    headers={"Authorization": f"Bearer {self._token}"},
-                )
-            except httpx.TransportError as error:
-                raise transport.transient(
-                    error, f"{type(error).__name__} from /v0/sql", setting=HOST_SETTING
-                ) from None
+            response = self._http.exchange(
+                "POST",
+                f"{self.host}/v0/sql",
+                setting=HOST_SETTING,
+                data={"q": sql},
+                headers={"Authorization": f"Bearer {self._token}"},
+            )
             judge(response, purpose=Purpose.QUERY, host=self.host, datasource=self.datasource)
             body = json_or_none(response)
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
@@ -75,14 +70,12 @@ class TinybirdQuery:
 
     def _get(self, path: str) -> str | None:
         def attempt() -> str | None:
-            try:
-                response = self._http.get(
-                    self.host + path, headers={"Authorization": f"Bearer {self._token}"}
-                )
-            except httpx.TransportError as error:
-                raise transport.transient(
-                    error, f"{type(error).__name__} from {path}", setting=HOST_SETTING
-                ) from None
+            response = self._http.exchange(
+                "GET",
+                self.host + path,
+                setting=HOST_SETTING,
+                headers={"Authorization": f"Bearer {self._token}"},
+            )
             if response.status_code == 404:
                 return None
             judge(response, purpose=Purpose.DETAILS, host=self.host, datasource=self.datasource)

@@ -19,6 +19,7 @@ from backfill.errors import (
     DataError,
     RetriesExhaustedError,
 )
+from backfill.http.client import HttpClient
 from backfill.http.retry import RetryPolicy
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -48,7 +49,7 @@ def client(
     return Auth0Logs(
         base_url="https://tenant.auth0.com",
         tokens=tokens or StaticToken("token-0"),  # type: ignore[arg-type]
-        http=httpx.Client(transport=httpx.MockTransport(handler)),
+        http=HttpClient(transport=httpx.MockTransport(handler)),
         retry=RetryPolicy(max_attempts=4, sleep=waits.append, rng=random.Random(0)),
         pacer=Pacer(),
     )
@@ -198,7 +199,7 @@ def test_non_json_numbers_are_refused_not_rewritten() -> None:
     ],
 )
 def test_parsing_keeps_integers_beyond_64_bits(body: bytes) -> None:
-    from backfill.auth0.source import parse_json
+    from backfill.auth0.answers import parse_json
 
     assert parse_json(body) == json.loads(body)
     assert all(isinstance(value, int) for value in _numbers(parse_json(body)))
@@ -221,13 +222,13 @@ def _numbers(value: object) -> list[object]:
     ],
 )
 def test_parsing_matches_the_standard_library(body: bytes) -> None:
-    from backfill.auth0.source import parse_json
+    from backfill.auth0.answers import parse_json
 
     assert repr(parse_json(body)) == repr(json.loads(body))
 
 
 def test_parsing_is_exact_for_ordinary_pages_and_refuses_truncation() -> None:
-    from backfill.auth0.source import parse_json
+    from backfill.auth0.answers import parse_json
 
     body = json.dumps([record(2), {"log_id": ID.format(3), "f": 0.1, "u": "ü", "n": None}]).encode()
     assert parse_json(body) == json.loads(body)

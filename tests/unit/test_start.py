@@ -22,6 +22,7 @@ from backfill.auth0.pacer import Pacer
 from backfill.clients import Services
 from backfill.config.settings import resolve
 from backfill.errors import StateError, TinybirdAuthError, TinybirdNotFoundError
+from backfill.http.client import HttpClient
 from backfill.http.retry import RetryPolicy
 from backfill.run.checkpoint import started_with
 from backfill.run.request import JobRequest, Notes
@@ -81,7 +82,7 @@ def services(
 ) -> Services:
     settings = resolve({"state": str(tmp_path / "state.json"), **flags}, ENV, None)
     retry = RetryPolicy(max_attempts=2, sleep=lambda _: None, rng=random.Random(0))
-    http = httpx.Client(transport=httpx.MockTransport(tinybird))
+    http = HttpClient(transport=httpx.MockTransport(tinybird))
     return Services(settings, http, retry, Pacer(), auth0)  # type: ignore[arg-type]
 
 

@@ -18,6 +18,7 @@ from backfill.errors import (
     TinybirdNotFoundError,
     TinybirdRequestError,
 )
+from backfill.http.client import HttpClient
 from backfill.http.retry import RetryPolicy
 from backfill.records.batches import BatchBuilder, BatchLimits
 from backfill.records.envelope import serialize
@@ -50,7 +51,7 @@ def sink(
         host="https://api.tinybird.co",
         token="p.secret",
         datasource="auth0",
-        http=httpx.Client(transport=httpx.MockTransport(handler)),
+        http=HttpClient(transport=httpx.MockTransport(handler)),
         retry=RetryPolicy(max_attempts=4, sleep=waits.append, rng=random.Random(0)),
         landed=landed,
         refuse_alone=refuse_alone,

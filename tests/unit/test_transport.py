@@ -1,22 +1,23 @@
 """The one HTTP client against real sockets on 127.0.0.1: a whole request is bounded, however
-the server dribbles; a name lookup is bounded; unreachable hosts are told apart."""
+the server dribbles, directly or through a proxy; a name lookup is bounded; unreachable hosts
+are told apart, per client."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from backfill.http import transport
+from backfill.http.client import HttpClient, http_client
+from backfill.http.retry import TransientError
 
 
-@pytest.fixture
-def trickling() -> Iterator[str]:
-    """Answers every request with a 200 whose bytes come one every 0.1 s (headers included)."""
+def serving(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads each request and answers it with ``answer``."""
     listener = socket.create_server(("127.0.0.1", 0))
     closing = threading.Event()
 
@@ -28,25 +29,44 @@ def trickling() -> Iterator[str]:
                 return
             with connection:
                 connection.recv(65536)
-                body = b'{"ok": true}' * 20
-                answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-                for byte in answer:
-                    if closing.wait(0.1):
-                        return
-                    try:
-                        connection.sendall(bytes([byte]))
-                    except OSError:
-                        break
+                answer(connection, closing)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    threading.Thread(target=serve, daemon=True).start()
     yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     closing.set()
     listener.close()
 
 
+@pytest.fixture
+def answering() -> Iterator[str]:
+    """Answers every request at once with a 204."""
+
+    def at_once(connection: socket.socket, closing: threading.Event) -> None:
+        connection.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+
+    yield from serving(at_once)
+
+
+@pytest.fixture
+def trickling() -> Iterator[str]:
+    """Answers every request with a 200 whose bytes come one every 0.1 s (headers included)."""
+
+    def byte_by_byte(connection: socket.socket, closing: threading.Event) -> None:
+        body = b'{"ok": true}' * 20
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        for byte in answer:
+            if closing.wait(0.1):
+                return
+            try:
+                connection.sendall(bytes([byte]))
+            except OSError:
+                return
+
+    yield from serving(byte_by_byte)
+
+
 def test_a_trickle_is_cut_at_the_whole_request_limit(trickling: str) -> None:
-    with transport.http_client(timeout=1.0, connections=2, user_agent="t") as client:
+    with http_client(timeout=1.0, connections=2, user_agent="t") as client:
         started = time.monotonic()
         with pytest.raises(httpx.ReadTimeout):
             client.get(trickling)  # each byte comes well within 1 s: httpx alone would wait
@@ -59,38 +79,90 @@ def test_a_name_lookup_is_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
         raise socket.gaierror(-3, "Temporary failure in name resolution")
 
     monkeypatch.setattr(socket, "getaddrinfo", hang)
-    with transport.http_client(timeout=0.5, connections=2, user_agent="t") as client:
+    with http_client(timeout=0.5, connections=2, user_agent="t") as client:
         started = time.monotonic()
         with pytest.raises(httpx.ConnectTimeout):
             client.get("http://slow-resolver.example:8080/")
         assert time.monotonic() - started < 1.5
 
 
-def test_refused_and_unresolvable_are_unreachable_until_the_host_answers(
+def test_a_trickle_through_a_proxy_is_cut_too(
     trickling: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transport, "_answered", set())
+    """HTTP_PROXY from the environment: the proxied pool keeps the deadline as the direct one."""
+    monkeypatch.setenv("HTTP_PROXY", trickling)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with http_client(timeout=1.0, connections=2, user_agent="t") as client:
+        started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            client.get("http://upstream.invalid/")  # never resolved: the proxy answers
+        assert time.monotonic() - started < 2.0
+
+
+def test_no_proxy_reaches_the_host_directly(
+    trickling: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    with transport.http_client(timeout=2.0, connections=2, user_agent="t") as client:
-        with pytest.raises(httpx.ConnectError) as refused:
-            client.get(closed)
-        error = transport.transient(refused.value, "ConnectError", setting="TINYBIRD_HOST")
-        assert error.unreachable is not None
+    monkeypatch.setenv("HTTP_PROXY", trickling)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with (
+        http_client(timeout=1.0, connections=2, user_agent="t") as client,
+        pytest.raises(httpx.ConnectError),  # not the proxy's trickle: refused directly
+    ):
+        client.get(closed)
+
+
+def test_refused_and_unresolvable_are_unreachable_until_the_host_answers(
+    answering: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with http_client(timeout=2.0, connections=2, user_agent="t") as client:
+        with pytest.raises(TransientError) as refused:
+            client.exchange("GET", closed, setting="TINYBIRD_HOST")
+        error = refused.value
+        assert error.unreachable is not None and error.network
         assert error.unreachable.reason.startswith("the connection was refused")
         assert error.unreachable.host == closed.removeprefix("http://")
+        assert "(not sent)" in error.description
 
         def nxdomain(*args: object, **kwargs: object) -> object:
             raise socket.gaierror(-2, "Name or service not known")
 
         monkeypatch.setattr(socket, "getaddrinfo", nxdomain)
-        with pytest.raises(httpx.ConnectError) as unresolved:
-            client.get("https://tenant.invalid/")
-        error = transport.transient(unresolved.value, "ConnectError", setting="AUTH0_DOMAIN")
+        with pytest.raises(TransientError) as unresolved:
+            client.exchange("GET", "https://tenant.invalid/", setting="AUTH0_DOMAIN")
+        error = unresolved.value
         assert error.unreachable is not None
         assert error.unreachable.reason == "the name does not resolve (Name or service not known)"
-        # A host that answered once is an outage when it fails later, not a setting.
-        transport._answered.add(transport._origin(httpx.URL("https://tenant.invalid/")))
-        error = transport.transient(unresolved.value, "ConnectError", setting="AUTH0_DOMAIN")
-        assert error.unreachable is None and "does not resolve" in error.description
+        assert error.unreachable.setting == "AUTH0_DOMAIN"
+        monkeypatch.undo()
+        # A host that answered this client once is an outage when it fails later, not a
+        # setting; another client (another run) knows nothing of it.
+        assert not client.has_answered(httpx.URL(answering))
+        client.get(answering)
+        assert client.has_answered(httpx.URL(answering))
+        monkeypatch.setattr(socket, "getaddrinfo", nxdomain)
+        with pytest.raises(TransientError) as blip:
+            client.exchange("GET", answering, setting="TINYBIRD_HOST")
+        assert blip.value.unreachable is None and "does not resolve" in blip.value.description
+        with HttpClient(whole_seconds=2.0) as other, pytest.raises(TransientError) as fresh:
+            other.exchange("GET", answering, setting="TINYBIRD_HOST")
+        assert fresh.value.unreachable is not None
+
+
+def test_a_lost_answer_to_a_request_with_effects_may_have_landed() -> None:
+    def drop(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset", request=request)
+
+    client = HttpClient(transport=httpx.MockTransport(drop))
+    with pytest.raises(TransientError) as append:
+        client.exchange("POST", "http://tb.test/v0/events", setting="T", effects=True)
+    assert append.value.ambiguous and "(may have landed)" in append.value.description
+    with pytest.raises(TransientError) as query:
+        client.exchange("POST", "http://tb.test/v0/sql", setting="T")
+    assert not query.value.ambiguous and "(no answer)" in query.value.description
