@@ -197,7 +197,7 @@ def command_lines(page: Path) -> list[tuple[int, list[str]]]:
     image's command, in a crontab or a systemd unit), as the words the CLI would be given."""
     found = []
     for start, info, lines in fenced_blocks(page.read_text()):
-        if info not in {"sh", "cron", "ini"}:
+        if info not in {"sh", "bash", "shell", "cron", "ini"}:
             continue
         logical: list[tuple[int, str]] = []
         for number, line in enumerate(lines, start):
