@@ -35,7 +35,7 @@ import signal
 
 from backfill.redact import redact
 
-# Exit codes, documented in the README's table. Keep them stable: scripts depend on them.
+# Exit codes, documented in docs/exit-codes.md. Keep them stable: scripts depend on them.
 EXIT_OK = 0
 
 

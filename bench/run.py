@@ -1,6 +1,6 @@
 """Benchmark of auth0-backfill on the local sandbox: throughput per Auth0 plan, tenant shapes
-against the ceiling, and memory. The figures go to stdout (Markdown) and to `.bench/*.json`; the
-README's Performance section keeps the ones worth quoting, with their date and commit.
+against the ceiling, and memory. The figures go to stdout (Markdown) and to `.bench/*.json`;
+docs/performance.md keeps the ones worth quoting, with their date and commit.
 
     python -m bench.run                              # every plan and every shape (make bench)
     python -m bench.run --shapes uneven              # one shape only (no plans)

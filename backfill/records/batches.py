@@ -20,7 +20,7 @@ from backfill.timeutil import stamp
 
 try:
     # ISA-L's deflate: a fraction of zlib's CPU, and its level 1 compresses NDJSON about as
-    # well as zlib's level 3 (the README's Performance section has the figures).
+    # well as zlib's level 3 (docs/performance.md has the figures).
     from isal import isal_zlib as deflate
 
     GZIP_LEVEL = 1

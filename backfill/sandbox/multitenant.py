@@ -12,9 +12,9 @@ own port, with its own token bucket, retention and client credentials. Tinybird 
 its admin token appends to any of them, as a workspace token does. There is no simulated Log
 Stream here.
 
-The settings file is the job's `[[tenants]]` format (README, "Several tenants"): each table names
-the domain, the environment variables holding the client id and secret, the data source and a
-state file; `env()` holds those variables.
+The settings file is the job's `[[tenants]]` format (docs/configuration.md, "Several tenants"):
+each table names the domain, the environment variables holding the client id and secret, the
+data source and a state file; `env()` holds those variables.
 """
 
 from __future__ import annotations
