@@ -298,3 +298,11 @@ def test_every_command_line_parses(page: Path, number: int, words: list[str]) ->
         parse(words)
     except click.UsageError as error:
         pytest.fail(f"{page.name}:{number}: auth0-backfill {shlex.join(words)}: {error}")
+
+
+def test_the_region_hosts_a_404_points_to_are_listed() -> None:
+    from backfill.tinybird.region import REGION_HOSTS
+
+    page = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
+    for host in REGION_HOSTS:
+        assert f"`{host}`" in page

@@ -192,10 +192,11 @@ def _normalized(host: str) -> tuple[str, str, int | None]:
 
 
 def region_hint(host: str) -> str:
-    """What to say when a host answers 404: the region, or the data source (short: the README
-    lists every region's host, and a token that names its region is reported at start)."""
+    """What to say when a host answers 404: the region, or the data source (short: the docs'
+    configuration page lists every region's host, and a token that names its region is
+    reported at start)."""
     return (
         f"Or the token belongs to a workspace in another region than {host}: set TINYBIRD_HOST "
         f"to its region's host ({REGION_HOSTS[0]}, {REGION_HOSTS[1]} and {len(REGION_HOSTS) - 2} "
-        "more, listed in the README)."
+        "more: the docs' configuration page lists them)."
     )

@@ -198,7 +198,7 @@ def test_wrong_region_names_the_host_and_the_region_hosts(harness) -> None:  # t
     )
     assert result.returncode == 4
     assert h.sandbox.tinybird_url in result.stderr
-    assert "listed in the README" in result.stderr
+    assert "configuration page lists them" in result.stderr
     assert len(result.stderr.strip().splitlines()[-1]) <= 620
     # The token names its region: the run says, at start, that the configured host is another.
     assert "but the token belongs to a workspace in US East" in result.stderr
