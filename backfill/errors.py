@@ -6,6 +6,7 @@ repeated value may carry).
 
 BackfillError                           1  unexpected; also the base of everything below
 ├── ConfigError                         2  flags, settings file, dates, missing credentials
+│   ├── UsageError                      2    flags that do not go together
 │   └── HostUnreachableError            2    a configured host does not resolve or refuses us
 ├── Auth0Error                          3  Auth0 refused us
 │   ├── Auth0CredentialsError           3    client credentials or token rejected (401)
@@ -68,6 +69,12 @@ class BackfillError(Exception):
 class ConfigError(BackfillError):
     exit_code = 2
     kind = "config"
+
+
+class UsageError(ConfigError):
+    """Flags that do not go together: the command line shows it as click shows its own."""
+
+    kind = "usage"
 
 
 class HostUnreachableError(ConfigError):

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
-from backfill.errors import BackfillError, bounded
+from backfill.errors import BackfillError, UsageError, bounded
 from backfill.run.report import Report, exit_code_of
 
 log = logging.getLogger("backfill.cli")
@@ -69,6 +69,8 @@ def errors() -> Iterator[None]:
     """The one place failures become messages and exit codes."""
     try:
         yield
+    except UsageError as error:  # shown as click shows its own: usage, then the error
+        raise click.UsageError(str(error)) from None
     except BackfillError as error:
         fail(error.exit_code, str(error))
     except click.ClickException:

@@ -23,11 +23,11 @@ from backfill.cli.common import (
     state_option,
     tenant_option,
 )
-from backfill.config.parse import log_id
 from backfill.config.settings import environment
 from backfill.config.tenants import parse_shard, resolve_tenants
 from backfill.errors import ConfigError
-from backfill.run.job import JobRequest, Runner, run_requests
+from backfill.run.command import RunCommand
+from backfill.run.job import Runner, run_requests
 from backfill.run.stopper import Stopper, on_signals
 from backfill.state import file as state_file
 
@@ -116,105 +116,37 @@ log = logging.getLogger("backfill.cli")
 @quiet_option
 @log_format_option
 @click.pass_obj
-def run(
-    runner: Runner | None,
-    config_path: Path | None,
-    from_date: str | None,
-    from_log_id: str | None,
-    until_date: str | None,
-    state: Path | None,
-    restart: bool,
-    restart_from_oldest: bool,
-    types: str | None,
-    exclude_types: str | None,
-    dry_run: bool,
-    output: Path | None,
-    concurrency: int | None,
-    skip_log_ids: tuple[str, ...],
-    until_stream_start: bool,
-    resume_from_tinybird: bool,
-    pii: str | None,
-    skip_existing: bool,
-    allow_duplicates: bool,
-    tenants: tuple[str, ...],
-    shard: str | None,
-    as_json: bool,
-    quiet: bool,
-    log_format: str | None,
-) -> None:
+def run(runner: Runner | None, /, **options: Any) -> None:
     """Copy logs from Auth0 into Tinybird, resuming from the checkpoint if there is one."""
+    command = RunCommand(**options)
     runner = runner or run_requests
-    logsetup.configure(log_format=log_format or "text", quiet=quiet)
+    logsetup.configure(log_format=command.log_format or "text", quiet=command.quiet)
     with errors():
-        if output is not None and not dry_run:
-            raise click.UsageError("--output goes with --dry-run.")
-        if until_stream_start and (until_date or resume_from_tinybird):
-            raise click.UsageError(
-                "--until-stream-start sets the end itself: not with --until-date or "
-                "--resume-from-tinybird."
-            )
-        if skip_existing and allow_duplicates:
-            raise click.UsageError("--skip-existing and --allow-duplicates exclude each other.")
-        if until_stream_start and dry_run:
-            raise click.UsageError(
-                "--until-stream-start asks Tinybird where the stream began, and --dry-run does "
-                "not talk to Tinybird: preview with --until-date set to that moment instead."
-            )
-        skipped = tuple(log_id(value, "--skip-log-id") for value in skip_log_ids)
-        if resume_from_tinybird and (restart or dry_run):
-            raise click.UsageError(
-                "--resume-from-tinybird keeps no checkpoint to restart and sends for real: not "
-                "with --restart or --dry-run."
-            )
+        command.check()
         everyone = resolve_tenants(
-            {
-                "from_date": from_date,
-                "from_log_id": from_log_id,
-                "until_date": until_date,
-                "state": str(state) if state else None,
-                "types": types,
-                "exclude_types": exclude_types,
-                "concurrency": concurrency,
-                "log_format": log_format,
-                "pii": pii,
-            },
+            command.settings_flags(),
             environment(),
-            config_path,
-            only=tenants,
-            shard=parse_shard(shard) if shard is not None else None,
+            command.config_path,
+            only=command.tenants,
+            shard=parse_shard(command.shard) if command.shard is not None else None,
         )
         if not everyone:  # a part of fewer tenants than parts: nothing for this process
             log.warning(
-                "shard=%s tenants=0 note='no tenant of %s is in this part'", shard, config_path
+                "shard=%s tenants=0 note='no tenant of %s is in this part'",
+                command.shard,
+                command.config_path,
             )
-            finish([], as_json=as_json, single=False)
-        logsetup.configure(log_format=everyone[0].log_format, quiet=quiet)
-        single = len(everyone) == 1 and everyone[0].tenant_name is None
-        if dry_run and not single:
-            raise click.UsageError("--dry-run works on one tenant: pick it with --tenant.")
+            finish([], as_json=command.as_json, single=False)
+        logsetup.configure(log_format=everyone[0].log_format, quiet=command.quiet)
+        single = command.check_tenants(everyone)
         stoppers = [Stopper() for _ in everyone]
-        with on_signals(stoppers), _output(output) as stream:
-            requests = [
-                JobRequest(
-                    settings=settings,
-                    stopper=stopper,
-                    restart=restart,
-                    restart_from_oldest=restart_from_oldest,
-                    dry_run=dry_run,
-                    output=stream,
-                    quiet=quiet,
-                    progress="auto" if single else "lines",
-                    until_stream_start=until_stream_start,
-                    resume_from_tinybird=resume_from_tinybird,
-                    skip_existing=skip_existing,
-                    allow_duplicates=allow_duplicates,
-                    skip_log_ids=skipped,
-                )
-                for settings, stopper in zip(everyone, stoppers, strict=True)
-            ]
-            reports = runner(requests, single)
+        with on_signals(stoppers), _output(command.output) as stream:
+            reports = runner(
+                command.job_requests(everyone, stoppers, stream, single=single), single
+            )
         # A dry run to stdout keeps stdout pure NDJSON: its summary goes to stderr.
-        finish(reports, as_json=as_json, single=single, to_stderr=dry_run and output is None)
+        to_stderr = command.dry_run and command.output is None
+        finish(reports, as_json=command.as_json, single=single, to_stderr=to_stderr)
 
 
 @contextmanager
