@@ -6,7 +6,6 @@ failures become exit codes) in ``common``. Only this package knows click.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import signal
 import sys
 import threading
@@ -18,8 +17,7 @@ from typing import Any
 import click
 
 from backfill import __version__
-from backfill.cli.common import fail
-from backfill.errors import ConfigError, bounded
+from backfill.errors import bounded
 
 
 class _Commands(click.Group):
@@ -33,8 +31,6 @@ class _Commands(click.Group):
         "verify": "backfill.cli.verify",
         "sandbox": "backfill.cli.sandbox",
     }
-    # What a lazy command needs beyond the job's own dependencies: (module, extra).
-    needs = {"sandbox": ("chdb", "sandbox")}
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         with _bounded_usage_errors():
@@ -48,14 +44,11 @@ class _Commands(click.Group):
         return sorted([*super().list_commands(ctx), *self.lazy])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in self.lazy:
-            module, extra = self.needs.get(name, ("click", ""))
-            if importlib.util.find_spec(module) is None:
-                return _needs_extra(name, module, extra)
-            command = getattr(importlib.import_module(self.lazy[name]), name)
-            assert isinstance(command, click.Command)
-            return command
-        return super().get_command(ctx, name)
+        if name not in self.lazy:
+            return super().get_command(ctx, name)
+        command = getattr(importlib.import_module(self.lazy[name]), name)
+        assert isinstance(command, click.Command)
+        return command
 
 
 @contextmanager
@@ -67,27 +60,6 @@ def _bounded_usage_errors() -> Iterator[None]:
     except click.ClickException as error:
         setattr(error, "message", bounded(error.message))  # noqa: B010 - typed Final in click
         raise
-
-
-def _needs_extra(name: str, module: str, extra: str) -> click.Command:
-    """Stands in for a command whose optional dependency is not installed: says which extra."""
-    install = f"pip install '.[{extra}]'"
-
-    def refuse(args: tuple[str, ...]) -> None:
-        fail(
-            ConfigError.exit_code,
-            f"`auth0-backfill {name}` needs the {extra!r} extra ({module}), which is not "
-            f"installed. Install it with: {install} (or pipx install '.[{extra}]', or "
-            f"pipx inject auth0-backfill {module}).",
-        )
-
-    return click.Command(
-        name,
-        callback=refuse,
-        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
-        help=f"Start the local emulators (needs: {install}).",
-        context_settings={"ignore_unknown_options": True, "help_option_names": []},
-    )
 
 
 @click.group(

@@ -6,6 +6,7 @@ flushed once both servers accept connections, so a script or test can read it an
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import shlex
@@ -18,6 +19,8 @@ from types import FrameType
 
 import click
 
+from backfill.cli.common import fail
+from backfill.errors import ConfigError
 from backfill.sandbox.faults import ALL_KINDS, FaultSettings
 from backfill.sandbox.latency import LatencyRange
 from backfill.sandbox.livestream import STATUSES, STREAM_TYPES, StreamSpec
@@ -28,6 +31,19 @@ from backfill.sandbox.timelines import SHAPES
 from backfill.sandbox.timeparse import parse_when
 
 logger = logging.getLogger(__name__)
+
+
+def require_extra() -> None:
+    """The emulated Tinybird stores rows in chdb, the sandbox extra: without it, say how to get
+    it (``--help`` works without it)."""
+    if importlib.util.find_spec("chdb") is None:
+        install = "pip install '.[sandbox]'"
+        fail(
+            ConfigError.exit_code,
+            "`auth0-backfill sandbox` needs the 'sandbox' extra (chdb), which is not installed. "
+            f"Install it with: {install} (or pipx install '.[sandbox]', or pipx inject "
+            "auth0-backfill chdb).",
+        )
 
 
 def _instant(
@@ -236,7 +252,9 @@ def sandbox(
     auth0_port: int,
     tinybird_port: int,
 ) -> None:
-    """Run local Auth0 and Tinybird emulators for demos, tests and benchmarks."""
+    """Run local Auth0 and Tinybird emulators for demos, tests and benchmarks (needs the
+    sandbox extra: pip install '.[sandbox]')."""
+    require_extra()
     try:
         faults = FaultSettings(
             fault_rate,

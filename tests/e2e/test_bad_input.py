@@ -201,7 +201,7 @@ def test_a_state_file_with_fields_of_the_wrong_type(harness, change, field) -> N
 def test_the_sandbox_command_names_the_extra_it_needs(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # chdb hidden, as after `pip install .` without the sandbox extra.
     hide = "import sys; sys.modules['chdb'] = None; from backfill.cli import main; main()"
-    for args in (["sandbox"], ["sandbox", "--logs", "100"], ["sandbox", "--help"]):
+    for args in (["sandbox"], ["sandbox", "--logs", "100"]):
         done = subprocess.run(
             [sys.executable, "-c", hide, *args],
             capture_output=True,
@@ -211,6 +211,16 @@ def test_the_sandbox_command_names_the_extra_it_needs(tmp_path) -> None:  # type
         )
         assert done.returncode == 2, done.stderr
         assert "pip install '.[sandbox]'" in done.stderr and "Traceback" not in done.stderr
+    # Its help needs no extra, and says which it needs to run.
+    helped = subprocess.run(
+        [sys.executable, "-c", hide, "sandbox", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert helped.returncode == 0 and "--profile" in helped.stdout, helped.stderr
+    assert "pip install '.[sandbox]'" in " ".join(helped.stdout.split())
     listing = subprocess.run(
         [sys.executable, "-c", hide, "--help"],
         capture_output=True,
