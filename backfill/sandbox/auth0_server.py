@@ -323,7 +323,7 @@ class Auth0Emulator(Service):
                 f"{MAX_SEARCH_RESULTS} records: please consider searching by checkpoint"
             )
         try:
-            query = parse_query(request.param("q"))
+            query = parse_query(_search_text(request))
         except QueryError as error:
             return bad_request(str(error))
         with_totals = _flag(request.param("include_totals"), default=False)
@@ -531,6 +531,14 @@ def _form(request: Request) -> dict[str, str] | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return {key: values[0] for key, values in fields.items()}
+
+
+def _search_text(request: Request) -> str | None:
+    """The query: `q`, the name Auth0's docs give it, else `search`, the name its OpenAPI and
+    so its generated SDKs (auth0-python 5+, node-auth0 5+) send it under. `q` wins when both
+    are given (what Auth0 does then is not documented)."""
+    query = request.param("q")
+    return query if query is not None else request.param("search")
 
 
 def _integer(text: str | None, default: int) -> int | None:
