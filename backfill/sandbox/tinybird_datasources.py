@@ -10,17 +10,18 @@ whose text is the docstrings of Tinybird's own handlers for these paths, and fro
   engine_primary_key}`, `statistics` as `{bytes, row_count}`; `attrs=a,b` keeps those
   attributes only. `new_columns_detected` (`{}`) and `quarantine_rows` (`0`) are filled in only
   when `attrs` asks for them, as Tinybird's handler does;
-- one data source has the same attributes but its columns under
-  `schema: {"columns": [...], "sql_schema": "..."}` (Tinybird's TypeScript SDK reads them there,
-  and at the top level of a list item), its `engine` as the table's details, `indexes`, and
-  `new_columns_detected` as a boolean. `statistics` are estimates, "updated whenever data is
-  appended"; here they are exact.
+- one data source has the same base attributes (`id`, `name`, `type`, `used_by`, the dates ...)
+  but no top-level `columns`: they are under `schema: {"columns": [...], "sql_schema": "..."}`,
+  beside `engine` as the table's details (`engine`, `sorting_key`, `partition_key`,
+  `primary_key`: the names Tinybird's TypeScript SDK reads there, where it reads
+  `engine_sorting_key` ... in a list item), `statistics`, `indexes`, and
+  `new_columns_detected` as a boolean. `statistics` are Tinybird's estimates, "updated whenever
+  data is appended"; here they are exact.
 
 Not known, and approximated: the exact text of `sql_schema` (here the columns as a datafile's
-SCHEMA writes them, joined by ", "), the keys of one data source's `engine` beyond `engine`,
-`sorting_key`, `partition_key` (here also `primary_key` and `ttl`), what `cluster`,
-`replicated` and `version` hold on a given deployment, and which attributes `attrs` can name
-beyond those an answer holds.
+SCHEMA writes them, joined by ", "), whether one data source's `engine` holds more (here also
+`ttl`), what `cluster`, `replicated` and `version` hold on a given deployment, and how `attrs`
+treats attributes an answer does not hold.
 """
 
 from __future__ import annotations
