@@ -347,6 +347,8 @@ class Preflight:
 
 
 def _row_count(described: dict[str, Any]) -> int | None:
+    """`statistics.row_count` of `GET /v0/datasources/<name>`: Tinybird's estimate, which its
+    reference says may be null. (The schema is read from the datafile, not from the columns.)"""
     statistics = described.get("statistics")
     if isinstance(statistics, dict):
         rows = statistics.get("row_count")

@@ -5,6 +5,10 @@ log_id order, `take` capped at 100, `Link: rel="next"` repeating `from` on an em
 a `from` older than retention), search mode (Lucene subset, 1,000-result cap), bearer-token
 errors (401 expired/invalid, 403 missing scope) and the plan's token bucket with its
 `x-ratelimit-*` headers on every `/api/v2/*` answer.
+
+Tokens: the audience is the Management API's identifier, `https://{domain}/api/v2/` (Auth0's
+docs; auth0-python's `ManagementClient` and `TokenProvider` default to it). The sandbox answers
+plain http, so `http://{host:port}/api/v2/` is taken as well; any other audience is a 403.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from backfill.sandbox.categories import catalogue_categories, check_category
 from backfill.sandbox.credentials import AccessGrant, Auth0Credentials, TokenProblem
@@ -216,7 +220,7 @@ class Auth0Emulator(Service):
                 401, {"error": "access_denied", "error_description": "Unauthorized"}
             )
         audience = form.get("audience", "")
-        if audience != f"{self.base_url}/api/v2/":
+        if audience not in self._audiences():
             return json_response(
                 403,
                 {"error": "access_denied", "error_description": f"Service not found: {audience}"},
@@ -233,6 +237,13 @@ class Auth0Emulator(Service):
                 "scope": " ".join(client.scopes),
             },
         )
+
+    def _audiences(self) -> tuple[str, ...]:
+        """The Management API's identifier: Auth0 names it `https://{domain}/api/v2/`, which is
+        what its SDKs send whatever the scheme they reach the tenant by; the sandbox answers
+        plain http, so its own URL (`http://...`) is accepted too."""
+        netloc = urlsplit(self.base_url).netloc
+        return (f"https://{netloc}/api/v2/", f"http://{netloc}/api/v2/")
 
     def _authorize(self, request: Request, scope: str) -> Response | None:
         grant = self.credentials.check(request.header("authorization"))
@@ -312,7 +323,7 @@ class Auth0Emulator(Service):
                 f"{MAX_SEARCH_RESULTS} records: please consider searching by checkpoint"
             )
         try:
-            query = parse_query(request.param("q"))
+            query = parse_query(_search_text(request))
         except QueryError as error:
             return bad_request(str(error))
         with_totals = _flag(request.param("include_totals"), default=False)
@@ -520,6 +531,14 @@ def _form(request: Request) -> dict[str, str] | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return {key: values[0] for key, values in fields.items()}
+
+
+def _search_text(request: Request) -> str | None:
+    """The query: `q`, the name Auth0's docs give it, else `search`, the name its OpenAPI and
+    so its generated SDKs (auth0-python 5+, node-auth0 5+) send it under. `q` wins when both
+    are given (what Auth0 does then is not documented)."""
+    query = request.param("q")
+    return query if query is not None else request.param("search")
 
 
 def _integer(text: str | None, default: int) -> int | None:

@@ -12,6 +12,16 @@ What Auth0 documents and the emulation keeps:
 - an `http` stream's `sink.httpEndpoint` is the Events API URL with the token in it
   (`...?name=auth0&token=...`), as the seed's guide has users write it.
 
+`GET /api/v2/log-streams` lists each stream as Auth0 documents it (the Management API reference's
+sample answer; the response schemas of its OpenAPI, as auth0-python's generated models check
+them): `id`, `name`, `type`, `status`, a `sink` holding every field the type's schema requires,
+secrets in clear (`datadogApiKey`, `splunkToken`, `segmentWriteKey`, `httpAuthorization`: so do
+recorded answers of a real tenant) but the Mixpanel password, which Auth0 masks as `********`;
+`filters` only when the stream has some (a real tenant leaves the key out otherwise);
+`pii_config` when set. Not known: whether Auth0 sends `isPriority` for a stream that is not a
+priority one (the sandbox sends `false`), and what its other types' sinks hold beyond the
+documented fields.
+
 A stream delivering into a data source sends the envelope (`{"log_id", "data"}`, `data` the
 record without `_id`, `id` and `isMobile`, `scope` as Auth0 sent it) of every log dated at or
 after its start, in write order, then of each log the tenant appends while it is active. Other
@@ -37,22 +47,52 @@ from backfill.sandbox.tinybird_store import TinybirdStore
 
 _BATCH = 5_000
 STATUSES = ("active", "paused", "suspended")
-# What Auth0 answers in `sink` for each type (secrets such as API keys are not returned).
+# What Auth0 answers in `sink` for each type: every field its OpenAPI marks required, secrets
+# included. Auth0 returns API keys and tokens in clear (recorded answers of a real tenant in
+# auth0/terraform-provider-auth0); the Mixpanel password alone comes back masked. The values
+# here are fake, and SINK_SECRETS lists them so tests can prove the job never shows them.
 _SINKS: dict[str, dict[str, Any]] = {
-    "datadog": {"datadogRegion": "us"},
-    "splunk": {"splunkDomain": "splunk.example.com", "splunkPort": "8088", "splunkSecure": True},
+    "datadog": {"datadogApiKey": "sandbox0datadog0api0key0000000000", "datadogRegion": "us"},
+    "splunk": {
+        "splunkDomain": "splunk.example.com",
+        "splunkPort": "8088",
+        "splunkToken": "5a7d0b1e-sand-b0x0-spl0-nk0t0ken0000",
+        "splunkSecure": True,
+    },
     "eventbridge": {
         "awsAccountId": "123456789012",
         "awsRegion": "us-east-2",
-        "awsPartnerEventSource": "aws.partner/auth0.com/sandbox/auth0.logs",
+        "awsPartnerEventSource": "aws.partner/auth0.com/sandbox-0a1b2c3d/auth0.logs",
     },
-    "sumo": {"sumoSourceAddress": "https://endpoint.collection.sumologic.com/receiver/v1/http/x"},
-    "segment": {},
-    "mixpanel": {"mixpanelRegion": "us", "mixpanelProjectId": "1234567"},
-    "eventgrid": {"azureSubscriptionId": "sandbox", "azureRegion": "eastus"},
+    "sumo": {
+        "sumoSourceAddress": "https://endpoint.collection.sumologic.com/receiver/v1/http/"
+        "ZaVnC4dhaV0sandbox0sumo0collector0secret"
+    },
+    "segment": {"segmentWriteKey": "sandbox0segment0write0key"},
+    "mixpanel": {
+        "mixpanelRegion": "us",
+        "mixpanelProjectId": "1234567",
+        "mixpanelServiceAccountUsername": "sandbox.0a1b2c.mp-service-account",
+        "mixpanelServiceAccountPassword": "********",
+    },
+    "eventgrid": {
+        "azureSubscriptionId": "b69a6835-57c7-4d53-b0d5-1c6ae580b6d5",
+        "azureResourceGroup": "auth0-logs",
+        "azureRegion": "eastus",
+        "azurePartnerTopic": "auth0-logs-sandbox-0a1b2c3d",
+    },
 }
 STREAM_TYPES = ("http", *_SINKS)
 OTHER_HTTP_ENDPOINT = "https://logs.example.com/auth0"
+OTHER_HTTP_AUTHORIZATION = "Bearer sandbox0webhook0secret"
+SINK_SECRETS = (
+    str(_SINKS["datadog"]["datadogApiKey"]),
+    str(_SINKS["splunk"]["splunkToken"]),
+    str(_SINKS["sumo"]["sumoSourceAddress"]),
+    str(_SINKS["segment"]["segmentWriteKey"]),
+    OTHER_HTTP_AUTHORIZATION,
+)
+"""Secrets of the sinks (an http stream into Tinybird has its token in `httpEndpoint` too)."""
 
 
 @dataclass(frozen=True)
@@ -186,9 +226,10 @@ class LiveStream:
             "type": self.type,
             "status": self.status,
             "sink": self._sink(),
-            "filters": [{"type": "category", "name": name} for name in self.filters],
             "isPriority": False,
         }
+        if self.filters:  # Auth0 leaves `filters` out when a stream has none
+            described["filters"] = [{"type": "category", "name": name} for name in self.filters]
         if self.pii is not None:
             described["pii_config"] = self.pii.describe()
         return described
@@ -197,11 +238,14 @@ class LiveStream:
         if self.type != "http":
             return dict(_SINKS[self.type])
         endpoint = self._owner.endpoint(self.datasource) if self.datasource else None
-        return {
+        sink = {
             "httpEndpoint": endpoint or OTHER_HTTP_ENDPOINT,
             "httpContentType": "application/json",
             "httpContentFormat": "JSONLINES",
         }
+        if endpoint is None:  # the seed's guide puts Tinybird's token in the URL instead
+            sink["httpAuthorization"] = OTHER_HTTP_AUTHORIZATION
+        return sink
 
     def sandbox_state(self) -> dict[str, Any]:
         return {

@@ -1,6 +1,12 @@
 """Search mode of `GET /api/v2/logs`: the Lucene subset (`q`) and the search over the tenant.
 
-Supported `q`: clauses joined by `AND` (or juxtaposed): `date:[A TO B]` with `[`/`]` inclusive,
+The query comes as `q` (Auth0's docs) or as `search` (the name in Auth0's OpenAPI, which its
+generated SDKs send); both are read with the same syntax. The OpenAPI's description of `search`
+tells of case-insensitive "starts with" matching of unquoted values and a field-less search of
+`client_name`, `connection` and `user_name`; whether Auth0 still searches that way under either
+name is not documented, and the sandbox does not: both take the subset below, values exact.
+
+Supported queries: clauses joined by `AND` (or juxtaposed): `date:[A TO B]` with `[`/`]` inclusive,
 `{`/`}` exclusive, `*` for an open end, A and B dates or date-times; `date:A` (that day);
 `type:X`, `type:(a OR b)`; `field:"value"` or `field:value` for the plain string fields below.
 A field Auth0 does not know gives `unknown field "X"`.

@@ -4,12 +4,12 @@ Status codes follow the reference: 400 malformed request, 403 invalid token or m
 for a token of another region and for an unknown data source (no auto-creation here), 413 over
 `max_body_bytes` uncompressed, 429 over `requests_per_second` per data source (with Retry-After
 and X-RateLimit-*), 422 only when a failed materialized view is simulated. `wait=true` answers
-200 after the acknowledgement latency; `wait=false` answers 202.
+200 after the acknowledgement latency; `wait=false` answers 202. `GET /v0/datasources` and
+`GET /v0/datasources/<name>` answer as Tinybird's reference shows (`tinybird_datasources.py`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import random
@@ -42,10 +42,12 @@ from backfill.sandbox.latency import Latency, LatencyRange
 from backfill.sandbox.livestream import LogStreams
 from backfill.sandbox.ratelimit import TokenBucket
 from backfill.sandbox.timeparse import parse_when
+from backfill.sandbox.tinybird_datasources import described, listed
 from backfill.sandbox.tinybird_store import StoreError, TinybirdStore
 from backfill.tinybird.datafile import DatafileError, parse_datafile
 
 _DATASOURCE_PATH = re.compile(r"^/v0/datasources/([A-Za-z0-9_]+?)(\.datasource)?$")
+_DATASOURCES_PATHS = ("/v0/datasources", "/v0/datasources/")
 _READ_ONLY_SQL = re.compile(r"^\s*\(*\s*(SELECT|WITH|DESCRIBE|DESC)\b", re.IGNORECASE)
 _SQL_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _WRITES_FILES = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
@@ -106,6 +108,8 @@ class TinybirdEmulator(Service):
             return "/v0/datasources/{name}" + (match.group(2) or "")
         if request.path in ("/v0/events", "/v0/sql"):
             return request.path
+        if request.path in _DATASOURCES_PATHS:
+            return "/v0/datasources"
         return "other"
 
     def admit(self, request: Request) -> Admission:
@@ -160,6 +164,8 @@ class TinybirdEmulator(Service):
         match = _DATASOURCE_PATH.match(request.path)
         if match and request.method == "GET":
             return self._describe_datasource(match.group(1), bool(match.group(2)), token)
+        if request.path in _DATASOURCES_PATHS and request.method == "GET":
+            return self._list_datasources(request, token)
         return error(404, f"Not found: {request.method} {request.path}")
 
     def _token(self, request: Request) -> TinybirdToken | None:
@@ -250,38 +256,24 @@ class TinybirdEmulator(Service):
         datasource = self.store.datasource(name)
         if datasource is None:
             return error(404, f"Data Source '{name}' not found")
-        datafile = datasource.datafile
         if as_datafile:
-            return Response(200, datafile.text.encode(), content_type="text/plain; charset=utf-8")
-        columns = [
-            {
-                "name": column.name,
-                "normalized_name": column.name,
-                "type": column.type,
-                "jsonpath": column.jsonpath,
-                "default_value": column.default,
-                "nullable": column.nullable,
-                "codec": None,
-            }
-            for column in datafile.columns
-        ]
-        return json_response(
-            200,
-            {
-                "id": "t_" + hashlib.sha256(name.encode()).hexdigest()[:32],
-                "name": name,
-                "type": "ndjson",
-                "columns": columns,
-                "engine": {
-                    "engine": datafile.engine,
-                    "partition_key": datafile.partition_key,
-                    "sorting_key": datafile.sorting_key,
-                    "ttl": datafile.ttl,
-                },
-                "statistics": {"row_count": self.store.row_count(name)},
-                "quarantine_rows": self.store.row_count(datasource.quarantine),
-            },
-        )
+            text = datasource.datafile.text
+            return Response(200, text.encode(), content_type="text/plain; charset=utf-8")
+        return json_response(200, described(datasource, self.store.statistics(name)))
+
+    def _list_datasources(self, request: Request, token: TinybirdToken) -> Response:
+        """Every data source this token can read (none for an append-only token)."""
+        attrs = request.param("attrs")
+        wanted = attrs.split(",") if attrs else None
+        items = []
+        for name in self.store.names():
+            datasource = self.store.datasource(name)
+            if datasource is None or not _may(token, TinybirdRole.READ, name):
+                continue
+            counted = wanted is not None and "quarantine_rows" in wanted
+            quarantined = self.store.row_count(datasource.quarantine) if counted else 0
+            items.append(listed(datasource, self.store.statistics(name), wanted, quarantined))
+        return json_response(200, {"datasources": items})
 
     # -- control plane ------------------------------------------------------------------------
     def control(self, request: Request) -> Response:

@@ -139,6 +139,9 @@ class Datasource:
     def __init__(self, name: str, datafile: Datafile) -> None:
         self.name = name
         self.datafile = datafile
+        self.created_at = datetime.now(UTC)
+        self.updated_at = self.created_at
+        """When rows last came in (Tinybird's `updated_at`), else when it was created."""
         self.extractors = tuple(
             _Extractor(column, JsonPath(column.jsonpath), _shape(column.type))
             for column in datafile.columns
@@ -229,6 +232,17 @@ class TinybirdStore:
             f"SELECT count() FROM {self._table(table)}", first=self._flushes((table,))
         )
         return int(answer.strip() or 0)
+
+    def statistics(self, table: str) -> tuple[int, int | None]:
+        """Rows (every acknowledged one) and bytes on disk, Tinybird's `statistics`."""
+        stored = _string_literal(table + _STORED_SUFFIX)
+        answer = self._chdb.run(
+            f"SELECT count(), (SELECT any(total_bytes) FROM system.tables WHERE database = "
+            f"{_string_literal(self.database)} AND name = {stored}) FROM {self._table(table)}",
+            first=self._flushes((table,)),
+        )
+        rows, _, size = answer.decode().strip().partition(",")
+        return int(rows or 0), int(size) if size.isdigit() else None
 
     def truncate(self) -> None:
         # A Buffer cannot be truncated: flush it, then empty the table behind it.
@@ -350,6 +364,8 @@ class TinybirdStore:
         rejected += self._insert_isolating(datasource.name, fitting)
         if rejected:
             self._insert_quarantine(datasource, rejected, import_id)
+        if rows:
+            datasource.updated_at = datetime.now(UTC)
         return AppendResult(len(rows) - len(rejected), len(rejected))
 
     def _insert_isolating(self, table: str, rows: list[_Row]) -> list[_Row]:

@@ -5,12 +5,14 @@ the holes a stream left."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from backfill.sandbox.livestream import SINK_SECRETS, STREAM_TYPES, StreamSpec
 from tests.e2e.conftest import Harness, assert_exactly
 
 pytestmark = pytest.mark.e2e
@@ -306,3 +308,29 @@ def test_a_stopped_stream_on_an_empty_data_source_still_counts(harness, status) 
     assert bounded.returncode == 0, bounded.stderr
     assert any("holds no row yet" in note for note in bounded.summary()["notes"])
     assert_exactly(h.received(), before(h.records(), since))
+
+
+def test_no_sink_secret_shows_in_what_the_job_prints(harness) -> None:  # type: ignore[no-untyped-def]
+    """Auth0 lists every sink with its secrets in clear (an http stream's URL holds the Tinybird
+    token): check and run name the streams they read, never a sink."""
+    since = END - timedelta(hours=6)
+    others = tuple(
+        StreamSpec(name=f"To {kind}", type=kind, datasource="" if kind == "http" else None)
+        for kind in STREAM_TYPES
+    )
+    h: Harness = harness(logs=2000, days=1.0, seed=55, end=END, stream_from=since, streams=others)
+    secrets = {*SINK_SECRETS, h.sandbox.tinybird_credentials.append}
+    listed = json.dumps(h.sandbox.streams.describe())
+    assert all(secret in listed for secret in secrets), "the sandbox lists them, as Auth0 does"
+    results = {
+        "check": h.run("check"),
+        "check --json": h.run("check", "--json"),
+        "run": h.run("run", "--until-stream-start", "--json"),
+        "status": h.run("status"),
+    }
+    assert results["run"].returncode == 0, results["run"].stderr
+    assert "To datadog" not in results["check"].stdout, "only the streams feeding the data source"
+    for command, result in results.items():
+        shown = result.stdout + result.stderr
+        assert not [secret for secret in secrets if secret in shown], command
+    assert not [secret for secret in secrets if secret in h.state.read_text()]

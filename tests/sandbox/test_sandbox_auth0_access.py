@@ -7,6 +7,7 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -51,6 +52,18 @@ def test_the_token_endpoint_also_takes_json(http: httpx.Client, sandbox: Sandbox
         },
     )
     assert response.status_code == 200
+
+
+def test_the_audience_is_taken_in_the_https_form_auth0s_clients_send(
+    http: httpx.Client, sandbox: Sandbox
+) -> None:
+    netloc = urlsplit(sandbox.auth0_url).netloc
+    assert sandbox.auth0_url.startswith("http://")
+    for audience in (f"https://{netloc}/api/v2/", f"http://{netloc}/api/v2/"):
+        response = grant(http, sandbox, audience=audience)
+        assert response.status_code == 200, (audience, response.text)
+    for audience in (f"https://{netloc}/api/v2", f"ftp://{netloc}/api/v2/"):
+        assert grant(http, sandbox, audience=audience).status_code == 403
 
 
 def test_a_wrong_secret_is_401_and_a_wrong_audience_403(

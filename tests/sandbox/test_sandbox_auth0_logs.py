@@ -110,7 +110,8 @@ def test_other_parameters_are_ignored_with_from(
     plain = get_logs(http, sandbox, token, **{"from": first_id(sandbox), "take": 20})
     noisy = get_logs(
         http, sandbox, token,
-        **{"from": first_id(sandbox), "take": 20, "q": "type:fp", "sort": "date:-1", "page": 3},
+        **{"from": first_id(sandbox), "take": 20, "q": "type:fp", "search": "type:s",
+           "sort": "date:-1", "page": 3},
     )  # fmt: skip
     assert noisy.json() == plain.json()
 
@@ -246,6 +247,18 @@ def test_search_by_type_and_user(http: httpx.Client, sandbox: Sandbox, token: st
         http, sandbox, token, q=f'type:fp AND user_id:"{user_id}"', per_page=100
     ).json()
     assert combined and all(r["type"] == "fp" and r["user_id"] == user_id for r in combined)
+
+
+def test_search_is_read_like_q(http: httpx.Client, sandbox: Sandbox, token: str) -> None:
+    """Auth0's OpenAPI, and the SDKs generated from it, send the query as `search`."""
+    wanted = {"fp", "fu"}
+    by_search = get_logs(http, sandbox, token, search="type:(fp OR fu)", per_page=100).json()
+    by_q = get_logs(http, sandbox, token, q="type:(fp OR fu)", per_page=100).json()
+    assert by_search == by_q and {record["type"] for record in by_search} == wanted
+    both = get_logs(http, sandbox, token, q="type:fp", search="type:fu", per_page=100).json()
+    assert both and {record["type"] for record in both} == {"fp"}, "q wins"
+    unknown = get_logs(http, sandbox, token, search="colour:blue")
+    assert unknown.status_code == 400 and unknown.json()["message"] == 'unknown field "colour"'
 
 
 def test_search_default_sort_is_newest_first_and_pages_do_not_overlap(

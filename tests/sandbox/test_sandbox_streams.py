@@ -226,7 +226,10 @@ def test_several_streams_of_several_types_are_listed_and_only_http_into_tinybird
         f"{sandbox.tinybird_url}/v0/events?name=auth0&token={token}"
     )
     assert sandbox.tinybird_url not in streams[2]["sink"]["httpEndpoint"]
-    assert "datadogApiKey" not in streams[1]["sink"], "secrets are not listed"
+    # As Auth0 answers: the sink's secrets in clear, no `filters` key for a stream without any.
+    assert set(streams[1]["sink"]) == {"datadogApiKey", "datadogRegion"}
+    assert "filters" not in streams[1]
+    assert streams[2]["sink"]["httpAuthorization"].startswith("Bearer ")
     once = in_datasource(http, sandbox)
     # A second stream into the same data source duplicates what it sends, as it would.
     created = control(

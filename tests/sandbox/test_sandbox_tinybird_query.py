@@ -81,24 +81,85 @@ def test_datasource_endpoints_describe_the_schema(http: httpx.Client, sandbox: S
     headers = bearer(sandbox.tinybird_credentials.read)
     append_events(http, sandbox, [{"log_id": "1", "data": {}}, {"log_id": "2", "data": {}}])
     described = http.get(f"{sandbox.tinybird_url}/v0/datasources/auth0", headers=headers).json()
-    assert described["name"] == "auth0"
+    assert described["name"] == "auth0" and described["type"] == "ndjson"
+    assert described["id"].startswith("t_")
     assert described["statistics"]["row_count"] == 2
+    assert described["statistics"]["bytes"] > 0
     assert described["engine"] == {
         "engine": "MergeTree",
         "partition_key": "toYYYYMM(date)",
         "sorting_key": "type, user_id, date",
+        "primary_key": "type, user_id, date",
         "ttl": None,
     }
-    scope = next(column for column in described["columns"] if column["name"] == "scope")
+    # One data source has its columns under `schema`, as Tinybird answers (not at the top).
+    assert "columns" not in described
+    columns = described["schema"]["columns"]
+    scope = next(column for column in columns if column["name"] == "scope")
     assert scope == {
         "name": "scope", "normalized_name": "scope", "type": "Array(Nullable(String))",
         "jsonpath": "$.data.scope[:]", "default_value": None, "nullable": False, "codec": None,
     }  # fmt: skip
-    ip = next(column for column in described["columns"] if column["name"] == "ip")
+    ip = next(column for column in columns if column["name"] == "ip")
     assert ip["nullable"] is True
+    assert described["schema"]["sql_schema"].startswith("`log_id` String `json:$.log_id`, ")
+    assert described["new_columns_detected"] is False and described["used_by"] == []
+    created = datetime.strptime(described["created_at"], "%Y-%m-%d %H:%M:%S.%f")
+    assert described["updated_at"] >= described["created_at"]
+    assert abs(created - datetime.now(UTC).replace(tzinfo=None)) < timedelta(minutes=5)
     datafile = http.get(f"{sandbox.tinybird_url}/v0/datasources/auth0.datasource", headers=headers)
     assert datafile.text == (REPO / "tinybird" / "datasources" / "auth0.datasource").read_text()
     assert datafile.text == seed_datafile_text()
+
+
+def test_the_list_of_datasources_holds_those_the_token_can_read(
+    http: httpx.Client, sandbox: Sandbox
+) -> None:
+    credentials = sandbox.tinybird_credentials
+    created = http.post(
+        f"{sandbox.tinybird_url}/__sandbox/datasources",
+        json={"name": "other", "datafile": seed_datafile_text()},
+    )
+    assert created.status_code == 200
+    appended = append_events(http, sandbox, b'{"log_id": "1", "data": {}}\nnot json\n')
+    assert appended.json() == {"successful_rows": 1, "quarantined_rows": 1}
+    url = f"{sandbox.tinybird_url}/v0/datasources"
+
+    def names(token: str, path: str = url) -> list[str]:
+        response = http.get(path, headers=bearer(token))
+        assert response.status_code == 200, response.text
+        return [item["name"] for item in response.json()["datasources"]]
+
+    assert names(credentials.admin) == names(credentials.admin, url + "/") == ["auth0", "other"]
+    assert names(credentials.read) == ["auth0"]
+    assert names(credentials.append) == [], "an append-only token reads no data source"
+    assert http.get(url, headers=bearer(credentials.other_region)).status_code == 404
+    assert http.get(url).status_code == 403
+    (item,) = http.get(url, headers=bearer(credentials.read)).json()["datasources"]
+    # A list item has its columns at the top level, and engine_* keys.
+    assert item["columns"][0] == {
+        "name": "log_id", "type": "String", "codec": None, "default_value": None,
+        "jsonpath": "$.log_id", "nullable": False, "normalized_name": "log_id",
+    }  # fmt: skip
+    assert item["engine"] == {
+        "engine": "MergeTree",
+        "engine_sorting_key": "type, user_id, date",
+        "engine_partition_key": "toYYYYMM(date)",
+        "engine_primary_key": "type, user_id, date",
+    }
+    assert item["statistics"]["row_count"] == 1
+    assert item["new_columns_detected"] == {} and item["quarantine_rows"] == 0
+    picked = http.get(
+        url, params={"attrs": "name,statistics,quarantine_rows"}, headers=bearer(credentials.read)
+    ).json()["datasources"]
+    assert picked == [
+        {
+            "name": "auth0",
+            "statistics": item["statistics"],
+            "new_columns_detected": {},
+            "quarantine_rows": 1,
+        }
+    ]
 
 
 def test_datasource_endpoints_404_and_403(http: httpx.Client, sandbox: Sandbox) -> None:
