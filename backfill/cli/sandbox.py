@@ -16,14 +16,15 @@ import threading
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
 from backfill.cli.common import fail
 from backfill.errors import ConfigError
-from backfill.sandbox.faults import ALL_KINDS, FaultSettings
+from backfill.sandbox.faults import ALL_KINDS
 from backfill.sandbox.latency import LatencyRange
-from backfill.sandbox.livestream import STATUSES, STREAM_TYPES, StreamSpec
+from backfill.sandbox.livestream import STATUSES, STREAM_TYPES
 from backfill.sandbox.obfuscation import METHODS
 from backfill.sandbox.profiles import PROFILES
 from backfill.sandbox.runner import Sandbox, SandboxConfig
@@ -221,87 +222,14 @@ def _latency(context: click.Context, parameter: click.Parameter, value: str) -> 
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--auth0-port", type=click.IntRange(0, 65535), default=0, show_default=True)
 @click.option("--tinybird-port", type=click.IntRange(0, 65535), default=0, show_default=True)
-def sandbox(
-    profile: str,
-    logs: int,
-    days: float,
-    seed: int,
-    end: datetime | None,
-    shape: str,
-    retention_days: float | None,
-    fault_rate: float,
-    fault_kinds: str,
-    slow_seconds: float,
-    auth0_latency: str,
-    tinybird_latency: str,
-    tinybird_ack_latency: str,
-    token_ttl: int,
-    stream_from: datetime | None,
-    stream_filters: str,
-    stream_pii: str,
-    stream_pii_method: str,
-    stream_status: str,
-    stream_paused_at: datetime | None,
-    other_streams: tuple[str, ...],
-    datasource: str,
-    datasource_file: Path | None,
-    data_dir: Path | None,
-    record_raw: bool,
-    as_json: bool,
-    host: str,
-    auth0_port: int,
-    tinybird_port: int,
-) -> None:
+def sandbox(as_json: bool, **options: Any) -> None:
     """Run local Auth0 and Tinybird emulators for demos, tests and benchmarks (needs the
     sandbox extra: pip install '.[sandbox]')."""
     require_extra()
     try:
-        faults = FaultSettings(
-            fault_rate,
-            tuple(kind.strip() for kind in fault_kinds.split(",") if kind.strip()),
-            slow_seconds,
-        )
-    except ValueError as problem:
-        raise click.BadParameter(str(problem), param_hint="--fault-kinds") from None
-    described = stream_filters or stream_pii or stream_paused_at or stream_status != "active"
-    if described and stream_from is None:
-        raise click.UsageError(
-            "--stream-filters, --stream-pii, --stream-status and --stream-paused-at describe "
-            "the stream of --stream-from: give it too"
-        )
-    others = tuple(
-        StreamSpec(name=f"{kind} {number}", type=kind, datasource="" if kind == "http" else None)
-        for number, kind in enumerate(other_streams, 1)
-    )
-    config = SandboxConfig(
-        profile=profile,
-        logs=logs,
-        days=days,
-        seed=seed,
-        end=end,
-        shape=shape,
-        retention_days=retention_days,
-        token_ttl=token_ttl,
-        auth0_latency=auth0_latency,
-        tinybird_latency=tinybird_latency,
-        tinybird_ack_latency=tinybird_ack_latency,
-        auth0_faults=faults,
-        tinybird_faults=faults,
-        stream_from=stream_from,
-        stream_filters=_listed(stream_filters),
-        stream_pii=_listed(stream_pii),
-        stream_pii_method=stream_pii_method,
-        stream_status=stream_status,
-        stream_paused_at=stream_paused_at,
-        streams=others,
-        datasource=datasource,
-        datasource_file=datasource_file,
-        data_dir=data_dir,
-        record_raw=record_raw,
-        host=host,
-        auth0_port=auth0_port,
-        tinybird_port=tinybird_port,
-    )
+        config = SandboxConfig.from_options(**options)
+    except ValueError as problem:  # options that do not go together, each named
+        raise click.UsageError(str(problem)) from None
     stop = threading.Event()
 
     def request_stop(signal_number: int, frame: FrameType | None) -> None:
@@ -318,16 +246,12 @@ def sandbox(
         sys.stdout.flush()
         click.echo(
             f"sandbox ready: auth0 {running.auth0_url}, tinybird {running.tinybird_url}, "
-            f"{logs} logs ({shape}), profile {profile}; Ctrl-C to stop",
+            f"{config.logs} logs ({config.shape}), profile {config.profile}; Ctrl-C to stop",
             err=True,
         )
         while not stop.wait(0.5):
             pass
     click.echo("sandbox stopped", err=True)
-
-
-def _listed(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def _ready_text(running: Sandbox, as_json: bool) -> str:

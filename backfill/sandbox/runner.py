@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from backfill.sandbox.auth0_server import Auth0Emulator, Auth0Settings
 from backfill.sandbox.credentials import Auth0Credentials, TinybirdCredentials
-from backfill.sandbox.faults import FaultSchedule, FaultSettings
+from backfill.sandbox.faults import ALL_KINDS, FaultSchedule, FaultSettings
 from backfill.sandbox.generator import Tenant
 from backfill.sandbox.httpbase import SandboxHTTPServer, Service
 from backfill.sandbox.latency import Latency, LatencyRange
@@ -84,6 +84,47 @@ class SandboxConfig:
     requests_per_second: int = 100
     mv_failure_rate: float = 0.0
 
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        fault_rate: float = 0.0,
+        fault_kinds: str = ",".join(ALL_KINDS),
+        slow_seconds: float = 35.0,
+        stream_filters: str = "",
+        stream_pii: str = "",
+        other_streams: tuple[str, ...] = (),
+        **settings: Any,
+    ) -> SandboxConfig:
+        """The configuration ``auth0-backfill sandbox``'s options describe: lists given as
+        comma-separated text, the same faults on both emulators, one more stream of each type
+        in ``other_streams``. ValueError, naming the option, for what does not go together."""
+        kinds = tuple(kind.strip() for kind in fault_kinds.split(",") if kind.strip())
+        try:
+            faults = FaultSettings(fault_rate, kinds, slow_seconds)
+        except ValueError as problem:
+            raise ValueError(f"--fault-kinds: {problem}") from None
+        others = tuple(
+            StreamSpec(
+                name=f"{kind} {number}", type=kind, datasource="" if kind == "http" else None
+            )
+            for number, kind in enumerate(other_streams, 1)
+        )
+        config = cls(
+            auth0_faults=faults,
+            tinybird_faults=faults,
+            stream_filters=_listed(stream_filters),
+            stream_pii=_listed(stream_pii),
+            streams=others,
+            **settings,
+        )
+        _stream_specs(config)  # the stream options describe one stream consistently
+        return config
+
+
+def _listed(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
 
 def _stream_specs(config: SandboxConfig) -> list[StreamSpec]:
     """The streams the configuration describes: `stream_*` (when `stream_from` is set), then
@@ -92,7 +133,10 @@ def _stream_specs(config: SandboxConfig) -> list[StreamSpec]:
     options = (config.stream_filters, config.stream_pii, config.stream_paused_at)
     if config.stream_from is None:
         if any(options) or config.stream_status != "active":
-            raise ValueError("the stream_* settings describe the stream of stream_from: set it")
+            raise ValueError(
+                "--stream-filters, --stream-pii, --stream-status and --stream-paused-at describe "
+                "the stream of --stream-from: give it too"
+            )
         return specs
     pii = PiiConfig.of(config.stream_pii, config.stream_pii_method) if config.stream_pii else None
     main = StreamSpec(

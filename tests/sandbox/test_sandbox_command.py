@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -122,3 +123,29 @@ def test_stream_options_describe_the_streams_auth0_lists(start_process: StartPro
     assert "&token=" in main["sink"]["httpEndpoint"]
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
+
+
+def test_the_options_are_checked_by_the_configuration_alone() -> None:
+    """What goes with what among sandbox's options, decided without a process or a server."""
+    from backfill.sandbox.runner import SandboxConfig
+
+    config = SandboxConfig.from_options(
+        fault_rate=0.1,
+        fault_kinds="429, reset",
+        stream_from=datetime(2026, 11, 1, tzinfo=UTC),
+        stream_filters="auth.login.fail, auth.signup.success",
+        stream_pii="email",
+        other_streams=("datadog", "http"),
+        logs=100,
+    )
+    assert config.auth0_faults == config.tinybird_faults and config.auth0_faults.kinds == (
+        "429",
+        "reset",
+    )
+    assert config.stream_filters == ("auth.login.fail", "auth.signup.success")
+    assert [spec.type for spec in config.streams] == ["datadog", "http"]
+    with pytest.raises(ValueError, match="--fault-kinds"):
+        SandboxConfig.from_options(fault_rate=0.1, fault_kinds="429,meteor")
+    for described in ({"stream_pii": "email"}, {"stream_status": "paused"}):
+        with pytest.raises(ValueError, match="give it too"):
+            SandboxConfig.from_options(**described)  # type: ignore[arg-type]
