@@ -6,8 +6,9 @@ Each builder raises a ConfigError naming what is missing; ``check`` reports that
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from backfill import __version__
@@ -25,9 +26,9 @@ from backfill.tinybird.query import TinybirdQuery
 USER_AGENT = f"auth0-backfill/{__version__}"
 
 
-def http_client(settings: Settings) -> contextlib.AbstractContextManager[HttpClient]:
+def http_client(settings: Settings) -> contextlib.AbstractAsyncContextManager[HttpClient]:
     """One connection pool, large enough for every cursor and every append in flight; each
-    request bounded as a whole by ``[http] timeout_seconds`` (``transport``)."""
+    request bounded as a whole by ``[http] timeout_seconds`` (``http.client``)."""
     return open_http_client(
         timeout=settings.http_timeout,
         connections=settings.concurrency + settings.in_flight + 4,
@@ -35,7 +36,9 @@ def http_client(settings: Settings) -> contextlib.AbstractContextManager[HttpCli
     )
 
 
-def retry_policy(settings: Settings, sleep: Callable[[float], None]) -> RetryPolicy:
+def retry_policy(
+    settings: Settings, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+) -> RetryPolicy:
     return RetryPolicy(
         max_attempts=settings.retry_attempts, max_seconds=settings.retry_seconds, sleep=sleep
     )
@@ -77,7 +80,7 @@ def tinybird_events(
     *,
     http: HttpClient,
     retry: RetryPolicy,
-    landed: Callable[[Batch], set[str]] | None = None,
+    landed: Callable[[Batch], Awaitable[set[str]]] | None = None,
     check_first: bool = False,
     refuse_alone: bool = True,
 ) -> TinybirdEvents:
@@ -109,16 +112,16 @@ class Services:
     auth0: Auth0Logs
 
 
-@contextlib.contextmanager
-def open_services(
+@contextlib.asynccontextmanager
+async def open_services(
     settings: Settings,
     *,
-    sleep: Callable[[float], None],
+    sleep: Callable[[float], Awaitable[None]],
     on_stop: Callable[[Callable[[], None]], None],
-) -> Iterator[Services]:
+) -> AsyncIterator[Services]:
     retry = retry_policy(settings, sleep)
     pacer = Pacer()
     on_stop(pacer.stop)
-    with http_client(settings) as http:
+    async with http_client(settings) as http:
         logs = auth0_logs(settings, http=http, retry=retry, pacer=pacer)
         yield Services(settings, http, retry, pacer, logs)

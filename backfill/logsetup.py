@@ -6,17 +6,17 @@ stdout is kept for the final summary, so cron and scripts can parse it. Every li
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
 from backfill.redact import redact
 
-_tenant = threading.local()
+_tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenant", default=None)
 _before_each_line: Callable[[], None] | None = None
 
 
@@ -35,19 +35,18 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def set_tenant(name: str | None) -> None:
-    """Tag this thread's log lines with a tenant (multi-tenant runs)."""
-    _tenant.name = name
+    """Tag the log lines of this task (and of the tasks it starts) with a tenant."""
+    _tenant.set(name)
 
 
 def tenant() -> str | None:
-    """The tenant this thread's log lines are tagged with (to tag a helper thread alike)."""
-    name: str | None = getattr(_tenant, "name", None)
-    return name
+    """The tenant this task's log lines are tagged with."""
+    return _tenant.get()
 
 
 class _TenantFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.tenant = getattr(_tenant, "name", None)
+        record.tenant = _tenant.get()
         return True
 
 

@@ -14,8 +14,9 @@ beyond a small reserve, so the steady state draws no 429.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -64,8 +65,8 @@ class Pacer:
         self._wall = wall
         self._reserve = reserve
         self._safety = safety
-        self._cond = threading.Condition()
-        self._turnstile = threading.Lock()
+        self._changed = asyncio.Event()  # an answer, a forgotten request, a stop
+        self._turnstile = asyncio.Lock()
         self._limit: int | None = None
         self._rate: float | None = None
         self._tokens = 1.0  # before the first answer: one probe at a time
@@ -93,16 +94,15 @@ class Pacer:
 
     # -- what the clients call ------------------------------------------------------------
 
-    def acquire(self) -> int:
-        """Block until a request may leave; returns a ticket for ``observe``/``forget``.
+    async def acquire(self) -> int:
+        """Wait until a request may leave; returns a ticket for ``observe``/``forget``.
 
         Callers queue on a turnstile, so only the one at the head polls the bucket: eight
         cursors waking on every answer and every refill would cost more CPU than the requests.
         """
-        with self._cond:
-            self.waiting += 1
+        self.waiting += 1
         try:
-            with self._turnstile, self._cond:
+            async with self._turnstile:
                 while True:
                     if self._stopped:
                         raise PacerStopped
@@ -111,34 +111,31 @@ class Pacer:
                         return ticket
                     if self._limit is not None:
                         self._held_at = self._clock()
-                    self._cond.wait(timeout=min(wait, 1.0))
+                    self._changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), timeout=min(wait, 1.0))
         finally:
-            with self._cond:
-                self.waiting -= 1
+            self.waiting -= 1
 
     def observe(self, ticket: int, status: int, headers: Mapping[str, str]) -> None:
         """Learn from an answer: the server's view of the bucket."""
-        with self._cond:
-            self._observe(ticket, status, headers)
-            self._cond.notify_all()
+        self._observe(ticket, status, headers)
+        self._changed.set()
 
     def forget(self, ticket: int) -> None:
         """The request got no answer (network error): it may or may not have been counted."""
-        with self._cond:
-            self._in_flight.pop(ticket, None)
-            self._cond.notify_all()
+        self._in_flight.pop(ticket, None)
+        self._changed.set()
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
+        self._stopped = True
+        self._changed.set()
 
     @property
     def saturated(self) -> bool:
         """The rate limit held a request back just now, or let one through with the last
         token there was: more cursors would not read faster."""
-        with self._cond:
-            return self._clock() - self._held_at < _SATURATION_WINDOW
+        return self._clock() - self._held_at < _SATURATION_WINDOW
 
     @property
     def limit(self) -> int | None:
@@ -163,14 +160,13 @@ class Pacer:
         a second of its refill (free 2 and 2/s, enterprise 50 and 16/s), so that many a second
         is an upper bound. Without a limit or a round trip yet: ``most``.
         """
-        with self._cond:
-            rate = self._rate or (float(self._limit) if self._limit is not None else None)
-            trip = self._round_trip
-            if self._unlimited or rate is None or trip is None:
-                return most
+        rate = self._rate or (float(self._limit) if self._limit is not None else None)
+        trip = self._round_trip
+        if self._unlimited or rate is None or trip is None:
+            return most
         return max(1, min(most, math.ceil(rate * trip * _SPARE_CURSORS)))
 
-    # -- the model (callers hold the lock) --------------------------------------------------
+    # -- the model --------------------------------------------------
 
     def _try_acquire(self) -> tuple[int | None, float]:
         """A ticket if a request may leave now, else how long to wait before asking again."""

@@ -48,9 +48,9 @@ class Auth0Logs:
 
     # -- checkpoint paging --------------------------------------------------------------------
 
-    def page_after(self, checkpoint: str, take: int = PAGE_SIZE) -> list[Record]:
+    async def page_after(self, checkpoint: str, take: int = PAGE_SIZE) -> list[Record]:
         """Up to ``take`` logs with log_id after ``checkpoint``, in log_id order."""
-        records = self._get_json_array(
+        records = await self._get_json_array(
             "/api/v2/logs",
             {"from": checkpoint, "take": take},
             action=f"read logs after {checkpoint}",
@@ -60,7 +60,7 @@ class Auth0Logs:
 
     # -- search mode --------------------------------------------------------------------------
 
-    def search(
+    async def search(
         self,
         *,
         q: str | None = None,
@@ -71,27 +71,27 @@ class Auth0Logs:
         params: dict[str, Any] = {"sort": sort, "per_page": per_page, "page": page}
         if q:
             params["q"] = q
-        records = self._get_json_array("/api/v2/logs", params, action="search logs")
+        records = await self._get_json_array("/api/v2/logs", params, action="search logs")
         for record in records:
             _require_log_id(record)
         return records
 
-    def oldest(self) -> Record | None:
+    async def oldest(self) -> Record | None:
         """The oldest log Auth0 still retains, by log_id (the order checkpoint paging follows)."""
-        return oldest_of(self.oldest_page())
+        return oldest_of(await self.oldest_page())
 
-    def oldest_page(self) -> list[Record]:
+    async def oldest_page(self) -> list[Record]:
         """The oldest logs Auth0 still retains, a page of them by date."""
-        return self.search(sort="date:1", per_page=PAGE_SIZE)
+        return await self.search(sort="date:1", per_page=PAGE_SIZE)
 
-    def newest_page(self) -> list[Record]:
+    async def newest_page(self) -> list[Record]:
         """The newest logs, a page of them by date: where the tenant's logs end, and how dense
         they are there."""
-        return self.search(sort="date:-1", per_page=PAGE_SIZE)
+        return await self.search(sort="date:-1", per_page=PAGE_SIZE)
 
-    def get(self, log_id: str) -> Record | None:
+    async def get(self, log_id: str) -> Record | None:
         path = f"/api/v2/logs/{urllib.parse.quote(log_id)}"
-        body = self._request(path, {}, f"read log {log_id}", allow_404=True)
+        body = await self._request(path, {}, f"read log {log_id}", allow_404=True)
         if body is NOT_FOUND:
             return None
         if not isinstance(body, dict):
@@ -101,11 +101,13 @@ class Auth0Logs:
         _require_log_id(body)
         return body
 
-    def log_streams(self) -> list[Record] | None:
+    async def log_streams(self) -> list[Record] | None:
         """The tenant's Log Streams, or None when the token may not list them (or the
         endpoint is not there: a proxy, an emulator without it)."""
         try:
-            body = self._request("/api/v2/log-streams", {}, "list log streams", allow_404=True)
+            body = await self._request(
+                "/api/v2/log-streams", {}, "list log streams", allow_404=True
+            )
         except Auth0PermissionError:
             return None
         if body is NOT_FOUND:
@@ -114,8 +116,10 @@ class Auth0Logs:
 
     # -- one request ----------------------------------------------------------------------------
 
-    def _get_json_array(self, path: str, params: Mapping[str, Any], *, action: str) -> list[Record]:
-        body = self._request(path, params, action)
+    async def _get_json_array(
+        self, path: str, params: Mapping[str, Any], *, action: str
+    ) -> list[Record]:
+        body = await self._request(path, params, action)
         if not isinstance(body, list):
             shape = type(body).__name__
             raise DataError(
@@ -125,7 +129,7 @@ class Auth0Logs:
             )
         return body
 
-    def _request(
+    async def _request(
         self, path: str, params: Mapping[str, Any], action: str, *, allow_404: bool = False
     ) -> Any:
         """The parsed JSON body of a 200 (``NOT_FOUND`` for an allowed 404), retried as the
@@ -133,19 +137,19 @@ class Auth0Logs:
         refreshed = False
         purpose = Purpose.STREAMS if path.startswith("/api/v2/log-streams") else Purpose.LOGS
 
-        def attempt() -> Any:
+        async def attempt() -> Any:
             nonlocal refreshed
-            token = self._tokens.token()
-            ticket = self._pacer.acquire()
+            token = await self._tokens.token()
+            ticket = await self._pacer.acquire()
             try:
-                response = self._http.exchange(
+                response = await self._http.exchange(
                     "GET",
                     self.base_url + path,
                     setting=DOMAIN_SETTING,
                     params=params,
                     headers={"Authorization": f"Bearer {token}"},
                 )
-            except TransientError:
+            except BaseException:  # no answer (a cancelled request too): forget its ticket
                 self._pacer.forget(ticket)
                 raise
             self._pacer.observe(ticket, response.status_code, response.headers)
@@ -162,7 +166,7 @@ class Auth0Logs:
                     f"token rejected ({status}), refreshing it", immediate=True
                 ) from None
 
-        return self._retry.call(attempt, service="Auth0", action=action)
+        return await self._retry.call(attempt, service="Auth0", action=action)
 
 
 def oldest_of(page: list[Record]) -> Record | None:

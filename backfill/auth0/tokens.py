@@ -9,8 +9,8 @@ answer is (``answers.judge``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -23,7 +23,7 @@ log = logging.getLogger("backfill.auth0")
 
 
 class TokenSource(Protocol):
-    def token(self) -> str: ...
+    async def token(self) -> str: ...
 
     def invalidate(self, token: str) -> bool:
         """Forget a rejected token; True when a fresh one can be had."""
@@ -36,7 +36,7 @@ class StaticToken:
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def token(self) -> str:
+    async def token(self) -> str:
         return self._token
 
     def invalidate(self, token: str) -> bool:
@@ -64,30 +64,30 @@ class ClientCredentialsToken:
         self._http = http
         self._retry = retry
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = asyncio.Lock()  # one exchange at a time; the others wait for its token
         self._token: str | None = None
         self._refresh_at = 0.0
 
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None or self._clock() >= self._refresh_at:
-                self._token, lifetime = self._retry.call(
-                    self._exchange, service="Auth0", action="get a Management API token"
-                )
-                # Refresh at 90% of the lifetime (and at least a minute early on long ones).
-                early = max(lifetime * 0.1, min(60.0, lifetime * 0.5))
-                self._refresh_at = self._clock() + lifetime - early
-                log.info("auth0_token issued=yes expires_in=%ds", lifetime)
-            return self._token
+    async def token(self) -> str:
+        async with self._lock:
+            if self._token is not None and self._clock() < self._refresh_at:
+                return self._token
+            token, lifetime = await self._retry.call(
+                self._exchange, service="Auth0", action="get a Management API token"
+            )
+            # Refresh at 90% of the lifetime (and at least a minute early on long ones).
+            early = max(lifetime * 0.1, min(60.0, lifetime * 0.5))
+            self._token, self._refresh_at = token, self._clock() + lifetime - early
+            log.info("auth0_token issued=yes expires_in=%ds", lifetime)
+            return token
 
     def invalidate(self, token: str) -> bool:
-        with self._lock:
-            if self._token == token:
-                self._token = None
+        if self._token == token:
+            self._token = None
         return True
 
-    def _exchange(self) -> tuple[str, float]:
-        response = self._http.exchange(
+    async def _exchange(self) -> tuple[str, float]:
+        response = await self._http.exchange(
             "POST",
             self._url,
             setting=DOMAIN_SETTING,

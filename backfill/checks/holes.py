@@ -10,9 +10,9 @@ filter, or the run's) are not counted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -159,7 +159,7 @@ class Holes:
         return "\n".join(lines)
 
 
-def find_holes(
+async def find_holes(
     logs: Auth0Logs,
     query: TinybirdQuery,
     *,
@@ -179,15 +179,20 @@ def find_holes(
         )
         days.append((day, following))
         day = following
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(days) or 1))) as pool:
-        results = list(pool.map(lambda span: _day(logs, query, span[0], span[1], by, keep), days))
+    at_once = asyncio.Semaphore(max(1, min(workers, len(days) or 1)))
+
+    async def one(span: tuple[datetime, datetime]) -> list[Bucket]:
+        async with at_once:
+            return await _day(logs, query, span[0], span[1], by, keep)
+
+    results = await asyncio.gather(*(one(span) for span in days))
     holes = Holes(query.datasource, by, low, high, types)
     for buckets in results:
         holes.buckets.extend(buckets)
     return holes
 
 
-def _day(
+async def _day(
     logs: Auth0Logs,
     query: TinybirdQuery,
     low: datetime,
@@ -196,13 +201,13 @@ def _day(
     keep: Callable[[object], bool] | None,
 ) -> list[Bucket]:
     width = 13 if by == "hour" else 10  # 2026-11-03T05 / 2026-11-03
-    in_auth0 = _auth0_logs(logs, low, high, keep)
-    rows = query.sql(
+    in_auth0 = await _auth0_logs(logs, low, high, keep)
+    rows = await query.sql(
         f"SELECT log_id, substring(toString(date), 1, {width}) AS bucket, count() AS rows "
         f"FROM {query.datasource} WHERE date >= {datetime_literal(low)} "
         f"AND date < {datetime_literal(high)} GROUP BY log_id, bucket"
     )
-    quarantined = _quarantined(query, low, high)
+    quarantined = await _quarantined(query, low, high)
     buckets: dict[str, Bucket] = {}
 
     def bucket(key: str) -> Bucket:
@@ -230,22 +235,24 @@ def _day(
     return [buckets[key] for key in sorted(buckets)]
 
 
-def _auth0_logs(
+async def _auth0_logs(
     logs: Auth0Logs, low: datetime, high: datetime, keep: Callable[[object], bool] | None
 ) -> dict[str, str]:
     """log_id -> date of Auth0's logs dated in ``[low, high)`` (of the kept types)."""
-    start = find_start(logs, from_date=low, from_log_id=None, margin=MARGIN, notes=lambda _: None)
+    start = await find_start(
+        logs, from_date=low, from_log_id=None, margin=MARGIN, notes=lambda _: None
+    )
     if start is None:
         return {}
     found: dict[str, str] = {}
     lower, upper, stop = iso(low), iso(high), iso(high + MARGIN)
     position: str | None = start.start_after
     if start.lead:
-        lead = logs.get(start.lead)
+        lead = await logs.get(start.lead)
         if lead is not None:
             _keep(found, lead, lower, upper, keep)
     while position is not None:
-        page = logs.page_after(position)
+        page = await logs.page_after(position)
         for record in page:
             date = _stamp(record)
             if date is not None and date >= stop:
@@ -274,10 +281,10 @@ def _stamp(record: dict[str, Any]) -> str | None:
     return iso(moment) if moment else None
 
 
-def _quarantined(query: TinybirdQuery, low: datetime, high: datetime) -> set[str]:
+async def _quarantined(query: TinybirdQuery, low: datetime, high: datetime) -> set[str]:
     # The quarantine's dates are text as the row had it: parsed, as the stream checks do.
     try:
-        rows = query.sql(
+        rows = await query.sql(
             f"SELECT log_id FROM {query.datasource}_quarantine WHERE log_id IS NOT NULL "
             f"AND {QUARANTINED_DATE} >= {datetime_literal(low)} "
             f"AND {QUARANTINED_DATE} < {datetime_literal(high)}"

@@ -31,7 +31,6 @@ from backfill.errors import (
 )
 from backfill.http.retry import TransientError
 from backfill.run.mirror import BACKLOG
-from backfill.run.stopper import Stopper
 from backfill.timeutil import humanize, parse_record_date, utcnow
 from backfill.tinybird.datafile import Datafile, DatafileError, parse_datafile, seed_datafile_text
 from backfill.tinybird.events import TinybirdEvents
@@ -88,7 +87,7 @@ def _plain(type_name: str) -> str:
     return type_name.replace(" ", "")
 
 
-def run_checks(settings: Settings) -> list[CheckResult]:
+async def run_checks(settings: Settings) -> list[CheckResult]:
     """Every preflight check for one tenant; missing settings are failed checks, not a crash."""
     settings = for_check(settings)
     results: list[CheckResult] = []
@@ -108,8 +107,8 @@ def run_checks(settings: Settings) -> list[CheckResult]:
             or f"{settings.tinybird_host} ({settings.tinybird_host_reason})",
         )
     )
-    with http_client(settings) as http:
-        retry = retry_policy(settings, Stopper().sleep)
+    async with http_client(settings) as http:
+        retry = retry_policy(settings)
         logs = events = query = None
         with contextlib.suppress(ConfigError):  # reported above
             logs = auth0_logs(settings, http=http, retry=retry, pacer=Pacer())
@@ -123,7 +122,7 @@ def run_checks(settings: Settings) -> list[CheckResult]:
             host=settings.tinybird_host,
             datasource=settings.datasource,
         )
-        results.extend(preflight.run())
+        results.extend(await preflight.run())
     return results
 
 
@@ -144,9 +143,9 @@ class Preflight:
         self._datasource = datasource
         self.results: list[CheckResult] = []
 
-    def run(self) -> list[CheckResult]:
-        self._auth0()
-        self._tinybird()
+    async def run(self) -> list[CheckResult]:
+        await self._auth0()
+        await self._tinybird()
         return self.results
 
     def _add(self, name: str, status: str, detail: str) -> None:
@@ -154,13 +153,13 @@ class Preflight:
 
     # -- Auth0 ----------------------------------------------------------------------------------
 
-    def _auth0(self) -> None:
+    async def _auth0(self) -> None:
         if self._logs is None:
             for name in ("auth0.credentials", "auth0.read_logs", "auth0.oldest_log"):
                 self._add(name, SKIP, "no Auth0 settings (see auth0.settings)")
             return
         try:
-            oldest = self._logs.oldest()
+            oldest = await self._logs.oldest()
         except Auth0CredentialsError as error:
             self._add("auth0.credentials", FAIL, str(error))
             self._add("auth0.read_logs", SKIP, "needs working credentials")
@@ -178,7 +177,7 @@ class Preflight:
             return
         self._add("auth0.credentials", PASS, "a Management API token was issued")
         self._add("auth0.read_logs", PASS, "GET /api/v2/logs answered: the token has read:logs")
-        self._streams(self._logs)
+        await self._streams(self._logs)
         if oldest is None:
             self._add("auth0.oldest_log", WARN, "the tenant has no logs at all")
             return
@@ -191,10 +190,10 @@ class Preflight:
             "this far, no further",
         )
 
-    def _streams(self, logs: Auth0Logs) -> None:
+    async def _streams(self, logs: Auth0Logs) -> None:
         """The Log Streams feeding the data source: what a run will mirror."""
         try:
-            listed = logs.log_streams()
+            listed = await logs.log_streams()
         except BackfillError as error:
             self._add("auth0.log_streams", WARN, f"could not be listed: {error}")
             return
@@ -229,7 +228,7 @@ class Preflight:
 
     # -- Tinybird -------------------------------------------------------------------------------
 
-    def _tinybird(self) -> None:
+    async def _tinybird(self) -> None:
         if self._query is None or self._events is None:
             for name in (
                 "tinybird.token",
@@ -239,14 +238,14 @@ class Preflight:
             ):
                 self._add(name, SKIP, "TINYBIRD_TOKEN is not set")
             return
-        appended = self._probe_append()
+        appended = await self._probe_append()
         if appended is None:  # Tinybird did not answer: its other checks cannot be made
             for name in ("tinybird.datasource", "tinybird.schema"):
                 self._add(name, SKIP, "needs Tinybird to answer (see tinybird.token)")
             return
         try:
-            described = self._query.describe()
-            datafile_text = self._query.datafile()
+            described = await self._query.describe()
+            datafile_text = await self._query.datafile()
         except TinybirdAuthError:
             self._add(
                 "tinybird.datasource",
@@ -281,12 +280,12 @@ class Preflight:
         )
         self._schema(datafile_text)
 
-    def _probe_append(self) -> bool | None:
+    async def _probe_append(self) -> bool | None:
         """An empty append: proves the token, the region and the right to append, writes nothing.
         None when Tinybird did not answer at all."""
         assert self._events is not None
         try:
-            self._events.probe()
+            await self._events.probe()
         except TransientError as error:
             if not error.network:  # a 5xx, a 429: Tinybird answered, with a failure
                 self._add(

@@ -18,7 +18,6 @@ from backfill.clients import auth0_logs, http_client, retry_policy, tinybird_que
 from backfill.config.settings import Settings
 from backfill.errors import ConfigError, given_text
 from backfill.run.mirror import types_sent
-from backfill.run.stopper import Stopper
 from backfill.state.model import RunState
 from backfill.timeutil import parse_record_date, utcnow
 from backfill.tinybird.query import TinybirdQuery
@@ -125,16 +124,16 @@ class Verification:
         return "\n".join(rendered)
 
 
-def verify_state(
+async def verify_state(
     settings: Settings, state: RunState | None, *, by: str = "day"
 ) -> Verification | Holes:
     """``verify``: by day against what the run recorded as sent (its ledger); by hour, or without
     a state file, against Auth0's own logs (``holes``)."""
-    with http_client(settings) as http:
-        retry = retry_policy(settings, Stopper().sleep)
+    async with http_client(settings) as http:
+        retry = retry_policy(settings)
         query = tinybird_query(settings, http=http, retry=retry)
         if by == "day" and state is not None:
-            return verify(
+            return await verify(
                 query, state, from_date=settings.from_date, until_date=settings.until_date
             )
         logs = auth0_logs(settings, http=http, retry=retry, pacer=Pacer())
@@ -142,12 +141,12 @@ def verify_state(
         recorded = state.started_with.get("mirror") if state is not None else None
         listed = None
         if recorded is None and not (settings.types or settings.exclude_types):
-            listed = logs.log_streams()
+            listed = await logs.log_streams()
         streams = feeding(
             listed or [], tinybird_host=settings.tinybird_host, datasource=settings.datasource
         )
         kept = types_sent(settings, streams, recorded)
-        return find_holes(
+        return await find_holes(
             logs,
             query,
             low=low,
@@ -193,7 +192,7 @@ def _window(settings: Settings, state: RunState | None, by: str) -> tuple[dateti
     return floor, ceiling
 
 
-def verify(
+async def verify(
     query: TinybirdQuery,
     state: RunState,
     *,
@@ -217,7 +216,7 @@ def verify(
     where = f"date >= {datetime_literal(low)} AND date < {datetime_literal(high)}"
     counted = {
         row["day"]: row
-        for row in query.sql(
+        for row in await query.sql(
             f"SELECT toString(toDate(date, 'UTC')) AS day, count() AS rows, "
             f"uniqExact(log_id) AS unique FROM {datasource} WHERE {where} GROUP BY day"
         )
@@ -230,7 +229,7 @@ def verify(
     )
     quarantined = {
         row["day"]: int(row["rows"])
-        for row in query.sql(
+        for row in await query.sql(
             f"SELECT substring(toString(date), 1, 10) AS day, count() AS rows "
             f"FROM {datasource}_quarantine WHERE {quarantine_where} GROUP BY day"
         )

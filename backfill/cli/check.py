@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ def check(config_path: Path | None, tenants: tuple[str, ...], as_json: bool) -> 
         outcome: list[dict[str, Any]] = []
         failed = False
         for settings in everyone:
-            results = run_checks(settings)
+            results = asyncio.run(run_checks(settings))
             failed = failed or not exit_status(results)
             if as_json:
                 outcome.append(

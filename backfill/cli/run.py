@@ -3,6 +3,7 @@ summary, exit with its code."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from backfill.config.settings import environment
 from backfill.config.tenants import parse_shard, resolve_tenants
 from backfill.errors import ConfigError
 from backfill.run.command import RunCommand
-from backfill.run.job import Runner, run_requests
+from backfill.run.job import Report, Runner, run_requests
 from backfill.run.stopper import Stopper, on_signals
 from backfill.state import file as state_file
 
@@ -139,11 +140,14 @@ def run(runner: Runner | None, /, **options: Any) -> None:
             finish([], as_json=command.as_json, single=False)
         logsetup.configure(log_format=everyone[0].log_format, quiet=command.quiet)
         single = command.check_tenants(everyone)
-        stoppers = [Stopper() for _ in everyone]
-        with on_signals(stoppers), _output(command.output) as stream:
-            reports = runner(
-                command.job_requests(everyone, stoppers, stream, single=single), single
-            )
+
+        async def every_tenant() -> list[Report]:
+            stoppers = [Stopper() for _ in everyone]
+            with on_signals(stoppers), _output(command.output) as stream:
+                requests = command.job_requests(everyone, stoppers, stream, single=single)
+                return await runner(requests, single)
+
+        reports = asyncio.run(every_tenant())
         # A dry run to stdout keeps stdout pure NDJSON: its summary goes to stderr.
         to_stderr = command.dry_run and command.output is None
         finish(reports, as_json=command.as_json, single=single, to_stderr=to_stderr)

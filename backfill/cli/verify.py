@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ def verify(
             environment(),
             config_path,
         )
-        result = verify_state(settings, state_file.load(settings.state), by=by)
+        result = asyncio.run(verify_state(settings, state_file.load(settings.state), by=by))
         if as_json:
             click.echo(json.dumps(result.to_json(), indent=1))
         else:

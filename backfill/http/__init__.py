@@ -1,2 +1,2 @@
-"""What both services' clients share: the one HTTP client with whole-request deadlines
-(transport, deadline) and the one retry policy (retry)."""
+"""What both services' clients share: the one HTTP client, its whole-request deadline and the one
+way a request is sent (client), and the one retry policy (retry)."""

@@ -2,72 +2,66 @@
 (``HttpClient.exchange``): an answer to judge, or a failure on the way turned into a
 ``TransientError`` for the retry policy, said the same way for both services.
 
-What it adds to httpx:
-- A whole-request deadline: every request runs under ``deadline.limit([http] timeout_seconds)``,
-  and the transport (``transport.DeadlineTransport``) gives each connect, name lookup, read and
-  write only the time left.
+What it adds to httpx's ``AsyncClient`` (its transport, proxies from the environment and
+certificate authorities as httpx has them):
+- A whole-request deadline. httpx's timeouts bound each connect, read and write, so a server that
+  answers one byte every half second holds a request for ever (encode/httpx#1450). Here every
+  request, from its name lookup and connect to its last byte, runs under ``asyncio.timeout([http]
+  timeout_seconds)``: asyncio cancels whatever the request is waiting on when time is up.
 - Which hosts have answered this client (``has_answered``): a name that does not resolve, or a
   refused connection, before a host ever answered is most likely a setting, not an outage
-  (``retry.Unreachable``). The client owns that memory: one client, one run's hosts.
+  (``retry.Unreachable``). The client owns that memory: one run's hosts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import socket
-import threading
-from collections.abc import Iterator
+import ssl
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 
-from backfill.http import deadline
-from backfill.http import transport as _transport_module
 from backfill.http.retry import TransientError, Unreachable
 
+WHOLE_REQUEST = "the request took longer than its whole-request limit ([http] timeout_seconds)"
 
-class HttpClient(httpx.Client):
-    """``httpx.Client`` whose every request is bounded as a whole by ``whole_seconds``.
 
-    ``transport``: another transport (the unit tests' ``httpx.MockTransport``); by default the
-    deadline-keeping one, with the environment's proxies mounted."""
+class HttpClient(httpx.AsyncClient):
+    """``httpx.AsyncClient`` whose every request is bounded as a whole by ``whole_seconds``.
 
-    def __init__(
-        self,
-        *,
-        whole_seconds: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-        limits: httpx.Limits | None = None,
-        **options: Any,
-    ) -> None:
+    ``transport``: another transport (the unit tests' ``httpx.MockTransport``)."""
+
+    def __init__(self, *, whole_seconds: float = 30.0, **options: Any) -> None:
         self._answered: set[str] = set()
-        self._answered_lock = threading.Lock()
         options.setdefault("event_hooks", {}).setdefault("response", []).append(self._note)
-        if transport is None:
-            limits = limits or httpx.Limits(max_connections=10)
-            trusted = _transport_module.trusted()
-            transport = _transport_module.DeadlineTransport(limits=limits, ssl_context=trusted)
-            options["mounts"] = _transport_module.mounts(limits, trusted)
-        super().__init__(transport=transport, **options)
+        options.setdefault("verify", trusted())
+        super().__init__(**options)
         self.whole_seconds = whole_seconds
 
-    def send(self, request: httpx.Request, **options: Any) -> httpx.Response:
-        with deadline.limit(self.whole_seconds):
-            return super().send(request, **options)
+    async def send(self, request: httpx.Request, **options: Any) -> httpx.Response:
+        try:
+            async with asyncio.timeout(self.whole_seconds):
+                return await super().send(request, **options)
+        except TimeoutError:
+            raise httpx.TimeoutException(WHOLE_REQUEST, request=request) from None
 
     # -- the one way a request is sent --------------------------------------------------------
 
-    def exchange(
+    async def exchange(
         self, method: str, url: str, *, setting: str, effects: bool = False, **options: Any
     ) -> httpx.Response:
         """The answer, whatever its status (the service's ``judge`` decides); a failure on the
         way becomes a ``TransientError``. ``effects``: the request changes something (an
-        append), so one lost after it was sent "may have landed"; one whose connection never
-        opened was not sent. ``setting`` names where the operator set the host, for a host that
-        cannot be reached."""
+        append), so one lost after it may have been sent "may have landed"; one whose
+        connection never opened was not sent. ``setting`` names where the operator set the
+        host, for a host that cannot be reached."""
         try:
-            return self.request(method, url, **options)
+            return await self.request(method, url, **options)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             raise self.failure(error, "not sent", setting=setting) from None
         except httpx.TransportError as error:
@@ -83,7 +77,8 @@ class HttpClient(httpx.Client):
         and the setting)."""
         url = _url(error)
         where = f" from {url.host}{url.path}" if url is not None else ""
-        description = f"{type(error).__name__}{where} ({outcome})"
+        words = f": {error}" if str(error) == WHOLE_REQUEST else ""
+        description = f"{type(error).__name__}{where} ({outcome}){words}"
         reason = unreachable_reason(error)
         if reason is None or url is None:
             return TransientError(description, ambiguous=ambiguous, network=True)
@@ -96,16 +91,16 @@ class HttpClient(httpx.Client):
     # -- hosts that answered ------------------------------------------------------------------
 
     def has_answered(self, url: httpx.URL) -> bool:
-        with self._answered_lock:
-            return _origin(url) in self._answered
+        return _origin(url) in self._answered
 
-    def _note(self, response: httpx.Response) -> None:
-        with self._answered_lock:
-            self._answered.add(_origin(response.request.url))
+    async def _note(self, response: httpx.Response) -> None:
+        self._answered.add(_origin(response.request.url))
 
 
-@contextlib.contextmanager
-def http_client(*, timeout: float, connections: int, user_agent: str) -> Iterator[HttpClient]:
+@contextlib.asynccontextmanager
+async def http_client(
+    *, timeout: float, connections: int, user_agent: str
+) -> AsyncIterator[HttpClient]:
     client = HttpClient(
         whole_seconds=timeout,
         timeout=httpx.Timeout(timeout),
@@ -115,7 +110,15 @@ def http_client(*, timeout: float, connections: int, user_agent: str) -> Iterato
     try:
         yield client
     finally:
-        client.close()
+        await client.aclose()
+
+
+@functools.cache
+def trusted() -> ssl.SSLContext:
+    """The certificate authorities to trust, loaded once per process as httpx would load them
+    (``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else certifi's): each tenant's client would otherwise
+    load its own copy, about 50 ms of CPU and a megabyte or two each."""
+    return httpx.create_ssl_context()
 
 
 def json_or_none(response: httpx.Response) -> Any:
@@ -133,6 +136,11 @@ def unreachable_reason(error: BaseException) -> str | None:
             return f"the name does not resolve ({cause.strerror or cause})"
         if isinstance(cause, ConnectionRefusedError):
             return f"the connection was refused ({cause.strerror or cause})"
+        text = str(cause)
+        if "Name or service not known" in text or "nodename nor servname" in text:
+            return f"the name does not resolve ({text})"
+        if "Connection refused" in text:
+            return f"the connection was refused ({text})"
     return None
 
 
@@ -151,6 +159,8 @@ def _causes(error: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         todo.extend((current.__cause__, current.__context__))
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
 
 
 def _url(error: httpx.TransportError) -> httpx.URL | None:

@@ -4,7 +4,7 @@ Clients turn every answer into either a result, a permanent ``BackfillError`` (n
 ``TransientError`` (retried here). tenacity is the engine; the policy is ours: jittered exponential
 backoff, capped in attempts and in total time, and a wait the server asked for (``Retry-After``,
 a rate-limit reset) wins over the computed one, clamped so a bad header cannot park the job.
-``max_seconds`` bounds each attempt in progress too (``deadline.limit``), not only the waits.
+``max_seconds`` bounds each attempt in progress too (``asyncio.timeout``), not only the waits.
 
 A host that never answered, whose name does not resolve or that refuses connections, is most
 likely a wrong setting: one quick retry, then a ``HostUnreachableError`` that names the host, the
@@ -13,19 +13,18 @@ system's reason and the setting, instead of minutes of backoff.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import random
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import tenacity
 
 from backfill.errors import HostUnreachableError, RetriesExhaustedError
-from backfill.http import deadline
 
 log = logging.getLogger("backfill.http.retry")
 
@@ -142,18 +141,17 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     max_server_wait: float = 120.0
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
-    retries: int = 0  # counted across calls and threads, for the summary
-    _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    retries: int = 0  # counted across calls, for the summary
 
     def backoff(self, attempt: int) -> float:
         """Equal jitter: half the exponential step fixed, half random."""
         step = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
         return step / 2 + self.rng.uniform(0.0, step / 2)
 
-    def call(self, attempt: Callable[[], T], *, service: str, action: str) -> T:
+    async def call(self, attempt: Callable[[], Awaitable[T]], *, service: str, action: str) -> T:
         started = self.clock()
 
         def left() -> float:
@@ -187,8 +185,7 @@ class RetryPolicy:
             return max(0.0, min(chosen, left()))
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            with self._count_lock:
-                self.retries += 1
+            self.retries += 1
             error = _transient(state)
             pause = float(state.next_action.sleep) if state.next_action else 0.0
             log.warning(
@@ -201,12 +198,19 @@ class RetryPolicy:
                 error.description,
             )
 
-        def bounded() -> T:
+        async def bounded() -> T:
             # What is left of max_seconds also bounds the attempt in progress.
-            with deadline.limit(self.max_seconds - (self.clock() - started)):
-                return attempt()
+            try:
+                async with asyncio.timeout(max(left(), 0.0)):
+                    return await attempt()
+            except TimeoutError:
+                raise TransientError(
+                    f"the attempt outlasted what was left of [retry] max_seconds "
+                    f"({self.max_seconds:,.0f}s)",
+                    network=True,
+                ) from None
 
-        retrying = tenacity.Retrying(
+        retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception_type(TransientError),
             stop=stop,
             wait=wait,
@@ -215,7 +219,7 @@ class RetryPolicy:
             reraise=True,
         )
         try:
-            return retrying(bounded)
+            return await retrying(bounded)
         except TransientError as error:
             elapsed = self.clock() - started
             attempts = retrying.statistics.get("attempt_number", "?")

@@ -6,14 +6,15 @@ of its rows landed (``recover_pending``).
 A row Tinybird refused as too large even alone is recorded with its batch, in order, and then
 stops the run (``refused``): every acknowledged batch is recorded, so nothing is sent twice.
 
-``Committer`` holds no lock of its own: the pipeline calls it under its lock.
+``Committer`` is plain computation (and the state file's write): the pipeline calls it between
+two awaits, so no other step of the run sees it half done.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from backfill.auth0.log_ids import order_key
@@ -170,12 +171,12 @@ class Committer:
         return True
 
 
-def recover_pending(
+async def recover_pending(
     state: RunState,
-    landed_between: Callable[[PendingAppend], set[str]] | None,
+    landed_between: Callable[[PendingAppend], Awaitable[set[str]]] | None,
     *,
     settle_seconds: float,
-    sleep: Callable[[float], None],
+    sleep: Callable[[float], Awaitable[None]],
 ) -> set[str]:
     """Appends that were in flight when the last run died: the log_ids of theirs that landed."""
     if not state.pending:
@@ -194,13 +195,13 @@ def recover_pending(
     settle = latest + settle_seconds - time.time()
     if settle > 0:
         log.info("resume_unclean settling=%.1fs", settle)
-        sleep(settle)
+        await sleep(settle)
     landed: set[str] = set()
     for pending in state.pending:
         # Kept (as seq -1, so it never matches this run's batches) until no range has to
         # read its rows any more: a crash before that must find it again.
         pending.seq = -1
-        found = landed_between(pending)
+        found = await landed_between(pending)
         landed.update(found)
         log.info(
             "resume_unclean range=%d rows=%d already_in_tinybird=%d",

@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from backfill import __version__, logsetup
 from backfill.clients import Services, open_services
@@ -27,64 +27,47 @@ log = logging.getLogger("backfill.job")
 
 __all__ = ["JobRequest", "Report", "Runner", "run_job", "run_requests", "run_tenants"]
 
-Runner = Callable[[list[JobRequest], bool], list[Report]]
+Runner = Callable[[list[JobRequest], bool], Awaitable[list[Report]]]
 
 
-def run_requests(requests: list[JobRequest], single: bool) -> list[Report]:
+async def run_requests(requests: list[JobRequest], single: bool) -> list[Report]:
     """What ``run`` does with its requests (tests of the command line give it another)."""
-    return [run_job(requests[0])] if single else run_tenants(requests)
+    return [await run_job(requests[0])] if single else await run_tenants(requests)
 
 
-def run_tenants(requests: list[JobRequest]) -> list[Report]:
+async def run_tenants(requests: list[JobRequest]) -> list[Report]:
     """Several tenants at once, each with its own clients and pacer; one failing stops no other.
 
-    At most ``[run] tenants_in_flight`` of them at a time, each started as another finishes, so
-    the threads, connections and memory a run holds do not grow with the number of tenants.
+    At most ``[run] tenants_in_flight`` of them at a time, each started as another finishes.
+    They share the process's one event loop: a tenant costs its tasks and its buffers, no
+    thread of its own.
     """
     if not requests:
         return []
-    reports: list[Report | None] = [None] * len(requests)
-    upcoming = iter(range(len(requests)))
-    lock = threading.Lock()
+    in_flight = asyncio.Semaphore(max(1, requests[0].settings.tenants_in_flight))
 
-    def one(index: int) -> None:
-        request = requests[index]
+    async def one(request: JobRequest) -> Report:
         settings = request.settings
         logsetup.set_tenant(settings.tenant_name)
-        try:
-            if request.stopper.signum is not None:  # stopped before its turn: not started
-                raise Interrupted(request.stopper.signum)
-            reports[index] = run_job(request)
-        except BackfillError as error:  # settings problems found late (e.g. missing secret)
-            reports[index] = Report.build(
-                tenant=settings.tenant_name or str(settings.auth0_base_url),
-                datasource=settings.datasource,
-                state_path=str(settings.state),
-                outcome="interrupted" if isinstance(error, Interrupted) else "failed",
-                exit_code=error.exit_code,
-                error=str(error),
-            )
+        async with in_flight:
+            try:
+                if request.stopper.signum is not None:  # stopped before its turn: not started
+                    raise Interrupted(request.stopper.signum)
+                return await run_job(request)
+            except BackfillError as error:  # settings problems found late (a missing secret)
+                return Report.build(
+                    tenant=settings.tenant_name or str(settings.auth0_base_url),
+                    datasource=settings.datasource,
+                    state_path=str(settings.state),
+                    outcome="interrupted" if isinstance(error, Interrupted) else "failed",
+                    exit_code=error.exit_code,
+                    error=str(error),
+                )
 
-    def worker() -> None:
-        while True:
-            with lock:
-                index = next(upcoming, None)
-            if index is None:
-                return
-            one(index)
-
-    in_flight = min(len(requests), max(1, requests[0].settings.tenants_in_flight))
-    threads = [
-        threading.Thread(target=worker, name=f"tenants-{index}") for index in range(in_flight)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return [report for report in reports if report is not None]
+    return list(await asyncio.gather(*(one(request) for request in requests)))
 
 
-def run_job(request: JobRequest) -> Report:
+async def run_job(request: JobRequest) -> Report:
     settings = request.settings
     settings.require(tinybird=not request.dry_run)
     started = time.monotonic()
@@ -97,10 +80,10 @@ def run_job(request: JobRequest) -> Report:
     pipeline: Pipeline | None = None
     outcome, exit_code, error = "failed", 1, None
     try:
-        with _lock(request), _services(request) as services:
-            plan = start(request, services, notes)
+        async with _services(request) as services:
+            plan = await start(request, services, notes)
             if isinstance(plan, Plan):
-                _left_out(request, services, plan, notes)
+                await _left_out(request, services, plan, notes)
             if isinstance(plan, NothingToDo):
                 outcome, exit_code = "nothing_to_do", 0
             else:
@@ -117,7 +100,7 @@ def run_job(request: JobRequest) -> Report:
                     already_in_tinybird=plan.already_in_tinybird,
                     known=plan.known,
                 )
-                outcome, exit_code = _execute(request, plan, pipeline, progress), 0
+                outcome, exit_code = await _execute(request, plan, pipeline, progress), 0
     except BackfillError as failure:
         error, exit_code = str(failure), failure.exit_code
         outcome = "interrupted" if isinstance(failure, Interrupted) else "failed"
@@ -150,11 +133,11 @@ def _types_note(plan: Plan | NothingToDo | None) -> str | None:
     return plan.mirrored.describe_types()
 
 
-def _left_out(request: JobRequest, services: Services, plan: Plan, notes: Notes) -> None:
+async def _left_out(request: JobRequest, services: Services, plan: Plan, notes: Notes) -> None:
     """Logs Tinybird refused before: skipped as asked, or tried once more (``refused``); and the
     sink leaves out whatever ``--skip-log-id`` names."""
     skip = frozenset(request.skip_log_ids)
-    settle_refused(
+    await settle_refused(
         plan.state,
         skip=skip,
         source=services.auth0,
@@ -175,11 +158,15 @@ def _lock(request: JobRequest) -> contextlib.AbstractContextManager[None]:
     return state_file.exclusive(request.settings.state)
 
 
-@contextlib.contextmanager
-def _services(request: JobRequest) -> Iterator[Services]:
+@contextlib.asynccontextmanager
+async def _services(request: JobRequest) -> AsyncIterator[Services]:
+    """The state file's lock first (a second run on it leaves at once), then the clients."""
     stopper = request.stopper
-    with open_services(request.settings, sleep=stopper.sleep, on_stop=stopper.on_stop) as services:
-        yield services
+    with _lock(request):
+        async with open_services(
+            request.settings, sleep=stopper.sleep, on_stop=stopper.on_stop
+        ) as services:
+            yield services
 
 
 def _saver(request: JobRequest, plan: Plan) -> Callable[[RunState], None]:
@@ -201,18 +188,18 @@ def _progress(request: JobRequest, plan: Plan) -> ProgressReporter | None:
     )
 
 
-def _execute(
+async def _execute(
     request: JobRequest, plan: Plan, pipeline: Pipeline, progress: ProgressReporter | None
 ) -> str:
     """Run the pipeline; the outcome. The state records how the run ended, whatever happened."""
     if plan.dry_run:
-        pipeline.run()
+        await pipeline.run()
         return "dry_run"
     current = plan.state
     run_started = iso(utcnow())
     outcome = "failed"
     try:
-        pipeline.run()
+        await pipeline.run()
         bounded = all(item.bounded for item in current.ranges)
         outcome = "reached_until" if current.finished() and bounded else "caught_up"
     except Interrupted:

@@ -3,8 +3,8 @@ into (``plan``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -38,7 +38,7 @@ class NewRun:
     known: dict[str, list[Record]] = field(default_factory=dict)  # ``searched``
 
 
-def new_run(
+async def new_run(
     services: Services, notes: Notes, *, end: datetime | None, cursors: int
 ) -> NewRun | None:
     """A new run: where it starts, and its ranges. None when the tenant has no logs at all.
@@ -53,11 +53,11 @@ def new_run(
     margin = timedelta(seconds=settings.late_margin_seconds)
     auth0 = services.auth0
     wanted = services.pacer.cursors_needed(cursors)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        newest = pool.submit(auth0.newest_page) if wanted > 1 else None
-        oldest_page = auth0.oldest_page()
-        newest_page = newest.result() if newest is not None else []
-    start_point = find_start(
+    if wanted > 1:
+        oldest_page, newest_page = await asyncio.gather(auth0.oldest_page(), auth0.newest_page())
+    else:
+        oldest_page, newest_page = await auth0.oldest_page(), []
+    start_point = await find_start(
         _Searched(auth0, oldest_of(oldest_page)),
         from_date=settings.from_date,
         from_log_id=settings.from_log_id,
@@ -98,13 +98,13 @@ class _Searched:
         self._source = source
         self._oldest = oldest
 
-    def oldest(self) -> Record | None:
+    async def oldest(self) -> Record | None:
         return self._oldest
 
-    def search(
+    async def search(
         self, *, q: str | None = None, sort: str = "date:1", per_page: int = 100, page: int = 0
     ) -> list[Record]:
-        return self._source.search(q=q, sort=sort, per_page=per_page, page=page)
+        return await self._source.search(q=q, sort=sort, per_page=per_page, page=page)
 
 
 def _searched(start_point: StartPoint, oldest_page: list[Record]) -> dict[str, list[Record]]:

@@ -16,7 +16,7 @@ from backfill.tinybird.events import AppendResult
 
 
 class Sink(Protocol):
-    def append(self, batch: Batch) -> AppendResult: ...
+    async def append(self, batch: Batch) -> AppendResult: ...
 
 
 class Progress(Protocol):

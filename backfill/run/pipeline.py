@@ -1,13 +1,15 @@
 """The order of operations: read a page, transform, batch, send, wait for the acknowledgement,
 then record the checkpoint. Only this module knows that order.
 
-Concurrency, and why it keeps every guarantee:
-- Readers (one per range at a time, up to ``concurrency``) page their range by checkpoint through
-  the shared pacer (``reader.RangeReader``), and put full batches on a bounded queue, so reading
-  never waits on Tinybird and memory stays bounded. After every page, a free cursor may take
-  part of a range (``steal``): when more cursors would read faster, or when a range would be
-  read alone at the end. Reader threads start when a range needs one and end when none does.
-- Senders (up to ``in_flight``, started as batches wait) append batches with ``wait=true``.
+Concurrency, and why it keeps every guarantee (asyncio: every step below runs between two
+awaits of one event loop, so the shared state needs no lock):
+- Readers (one task per range at a time, up to ``concurrency``) page their range by checkpoint
+  through the shared pacer (``reader.RangeReader``), and put full batches on a bounded queue, so
+  reading never waits on Tinybird and memory stays bounded. After every page, a free cursor may
+  take part of a range (``steal``): when more cursors would read faster, or when a range would be
+  read alone at the end. Reader tasks start when a range needs one and end when none does.
+- Senders (up to ``in_flight`` tasks, started as batches wait) append batches with
+  ``wait=true``.
 - The committer records a range's acknowledgements strictly in the order its batches were read:
   a batch acknowledged early waits for the ones before it, so the checkpoint never passes a batch
   Tinybird has not acknowledged. Before a batch is handed to a sender, the state file records it
@@ -17,13 +19,12 @@ Concurrency, and why it keeps every guarantee:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import queue
-import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -68,7 +69,7 @@ class Pipeline(Outlet):
         options: RunOptions,
         stopper: Stopper,
         progress: Progress | None = None,
-        landed_between: Callable[[PendingAppend], set[str]] | None = None,
+        landed_between: Callable[[PendingAppend], Awaitable[set[str]]] | None = None,
         already_in_tinybird: set[str] | None = None,
         known: dict[str, list[Record]] | None = None,
         now: Callable[[], datetime] = utcnow,
@@ -85,17 +86,15 @@ class Pipeline(Outlet):
         self._progress = progress or NoProgress()
         self._landed_between = landed_between
         self._now = now
-        self._lock = threading.RLock()
         self._runs = {item.id: _RangeRun(item) for item in state.ranges}
         self._waiting: deque[_RangeRun] = deque()  # ranges no cursor is free for yet
         self._active: dict[int, _RangeRun] = {}  # ranges a reader is reading
-        self._readers: list[threading.Thread] = []
-        self._readers_alive = 0
-        self._send: queue.Queue[Batch | None] = queue.Queue(maxsize=options.in_flight)
-        self._senders: list[threading.Thread] = []
+        self._readers: set[asyncio.Task[None]] = set()
+        self._send: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=options.in_flight)
+        self._senders: list[asyncio.Task[None]] = []
         self._senders_idle = 0
         self._closing = False
-        self._wake = threading.Event()  # a reader ended or a batch was committed
+        self._wake = asyncio.Event()  # a reader ended or a batch was committed
         # log_ids Tinybird already has (appends in flight when the last run died, what the live
         # stream delivered). Shared by every range: after a re-split, another range than the
         # one that sent them reads them.
@@ -105,9 +104,9 @@ class Pipeline(Outlet):
 
     # -- the run ----------------------------------------------------------------------------
 
-    def run(self) -> Counts:
+    async def run(self) -> Counts:
         with contextlib.suppress(Stopping):  # a signal while settling: stop before starting
-            self._already_in_tinybird |= recover_pending(
+            self._already_in_tinybird |= await recover_pending(
                 self._state,
                 self._landed_between,
                 settle_seconds=self._options.resume_settle,
@@ -121,22 +120,17 @@ class Pipeline(Outlet):
         )
         self._state.running = True
         self._save_state()
-        with self._lock:
-            for item in pending_ranges:
-                self._dispatch(self._runs[item.id])
+        for item in pending_ranges:
+            self._dispatch(self._runs[item.id])
         while not self._stopper.stopping:
             self._wake.clear()
-            with self._lock:
-                finished = (
-                    self._readers_alive == 0
-                    and not self._waiting
-                    and self._commits.outstanding == 0
-                )
+            finished = not self._readers and not self._waiting and self._commits.outstanding == 0
             if finished:
                 break
             self._progress.tick(self.counts)
-            self._wake.wait(0.2)
-        self._shutdown()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=0.2)
+        await self._shutdown()
         return self._finish()
 
     def _finish(self) -> Counts:
@@ -147,35 +141,35 @@ class Pipeline(Outlet):
             raise Interrupted(self._stopper.signum)
         return self.counts
 
-    def _shutdown(self) -> None:
-        with self._lock:
-            self._closing = True
-            senders, readers = list(self._senders), list(self._readers)
+    async def _shutdown(self) -> None:
+        self._closing = True
+        senders, readers = list(self._senders), list(self._readers)
         for _ in senders:
             self._put_sentinel()
-        deadline = time.monotonic() + self._options.shutdown_grace
-        for thread in senders + readers:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        grace = self._options.shutdown_grace
+        if senders or readers:
+            await asyncio.wait([*senders, *readers], timeout=grace)
         # A reader stopping may have queued a batch after the last sender left.
         while self._drop_queued():
             pass
-        abandoned = [thread.name for thread in senders if thread.is_alive()]
+        abandoned = [task for task in senders if not task.done()]
         if abandoned:
             log.warning(
                 "shutdown abandoned_appends=%d reason=grace_expired grace=%.0fs",
                 len(abandoned),
-                self._options.shutdown_grace,
+                grace,
             )
-        with self._lock:
-            self._state.running = bool(abandoned)
-            self._save_state()
+        for task in [*abandoned, *(reader for reader in readers if not reader.done())]:
+            task.cancel()  # an append cut off may have landed: its batch stays pending
+        self._state.running = bool(abandoned)
+        self._save_state()
 
     def _put_sentinel(self) -> None:
         while True:
             try:
-                self._send.put(None, timeout=0.1)
+                self._send.put_nowait(None)
                 return
-            except queue.Full:
+            except asyncio.QueueFull:
                 self._drop_queued()  # stopping: queued batches will not be sent; make room
 
     def _drop_queued(self) -> bool:
@@ -183,7 +177,7 @@ class Pipeline(Outlet):
         when the queue was empty."""
         try:
             unsent = self._send.get_nowait()
-        except queue.Empty:
+        except asyncio.QueueEmpty:
             return False
         if unsent is not None:
             self._drop(unsent)
@@ -192,50 +186,48 @@ class Pipeline(Outlet):
     # -- readers ----------------------------------------------------------------------------
 
     def _dispatch(self, run: _RangeRun) -> None:
-        """A cursor for the range: a new reader thread, or the first one free (lock held)."""
-        if self._closing or self._readers_alive >= self._options.concurrency:
+        """A cursor for the range: a new reader task, or the first one free."""
+        if self._closing or len(self._readers) >= self._options.concurrency:
             self._waiting.append(run)
             return
         self._activate(run)
-        self._readers_alive += 1
-        thread = threading.Thread(
-            target=self._reader, args=(run,), name=f"reader-{run.state.id}", daemon=True
-        )
-        self._readers = [*(alive for alive in self._readers if alive.is_alive()), thread]
-        thread.start()
+        task = asyncio.create_task(self._reader(run), name=f"reader-{run.state.id}")
+        self._readers.add(task)
 
     def _activate(self, run: _RangeRun) -> None:
         run.fetched.reading = True
         self._active[run.state.id] = run
 
-    def _reader(self, run: _RangeRun | None) -> None:
+    async def _reader(self, run: _RangeRun | None) -> None:
         try:
             while run is not None and not self._stopper.stopping:
-                self._read_range(run)
+                await self._read_range(run)
                 run = self._next_range(run)
-        except BaseException as error:  # noqa: BLE001 - any failure of a worker stops the run
+        except BaseException as error:
             self._stopper.fail(error)
+            if isinstance(error, asyncio.CancelledError):
+                raise
         finally:
-            with self._lock:
-                self._readers_alive -= 1
+            task = asyncio.current_task()
+            if task is not None:
+                self._readers.discard(task)
             self._wake.set()
 
     def _next_range(self, finished: _RangeRun) -> _RangeRun | None:
         """The next range for a cursor whose range is read: one waiting, or part of another."""
-        with self._lock:
-            finished.fetched.reading = False
-            self._active.pop(finished.state.id, None)
-            if self._stopper.stopping:
-                return None
-            run = self._waiting.popleft() if self._waiting else self._split()
-            if run is not None:
-                self._activate(run)
-            return run
+        finished.fetched.reading = False
+        self._active.pop(finished.state.id, None)
+        if self._stopper.stopping:
+            return None
+        run = self._waiting.popleft() if self._waiting else self._split()
+        if run is not None:
+            self._activate(run)
+        return run
 
-    def _read_range(self, run: _RangeRun) -> None:
+    async def _read_range(self, run: _RangeRun) -> None:
         if run.state.done:
             return
-        RangeReader(
+        await RangeReader(
             run.state,
             source=self._source,
             outlet=self,
@@ -250,7 +242,7 @@ class Pipeline(Outlet):
         """Cut a range for a free cursor when it pays (``steal``); the new range, or None.
 
         The reader of the shortened range picks up its new end with its next page. Both parts
-        are in the state file before either reads on. Lock held.
+        are in the state file before either reads on.
         """
         busy = len(self._active) + len(self._waiting)
         options = self._options
@@ -296,94 +288,85 @@ class Pipeline(Outlet):
         return self.counts.batches > 0  # a batch of rows acknowledged, and its commit saved
 
     def fetched(self, range_id: int, page: list[Record]) -> tuple[str | None, str | None]:
-        with self._lock:
-            run = self._runs[range_id]
-            full = len(page) >= self._options.take
-            run.fetched.record(page, final=not full)
-            if full and not self._stopper.stopping:
-                # Where every reader stands is known afresh: a free cursor may take part of a
-                # range now (this one's included: its new end is returned below).
-                split = self._split()
-                if split is not None:
-                    self._dispatch(split)
-            return run.state.end, run.state.end_id
+        run = self._runs[range_id]
+        full = len(page) >= self._options.take
+        run.fetched.record(page, final=not full)
+        if full and not self._stopper.stopping:
+            # Where every reader stands is known afresh: a free cursor may take part of a
+            # range now (this one's included: its new end is returned below).
+            split = self._split()
+            if split is not None:
+                self._dispatch(split)
+        return run.state.end, run.state.end_id
 
     def count(self, range_id: int, counts: ReadCounts, last_date: datetime | None) -> None:
-        with self._lock:
-            self.counts.records_read += counts.read
-            self.counts.filtered += counts.filtered
-            self.counts.outside_range += counts.outside_range
-            self.counts.undated += counts.undated
-            for code, seen in counts.unknown_types.items():
-                self.counts.unknown_types[code] = self.counts.unknown_types.get(code, 0) + seen
+        self.counts.records_read += counts.read
+        self.counts.filtered += counts.filtered
+        self.counts.outside_range += counts.outside_range
+        self.counts.undated += counts.undated
+        for code, seen in counts.unknown_types.items():
+            self.counts.unknown_types[code] = self.counts.unknown_types.get(code, 0) + seen
         self._progress.advance(range_id, last_date, counts.read)
 
-    def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None:
+    async def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None:
         """After --restart-from-oldest: the range continues at the oldest retained log, once
         every batch read before the jump is committed (the jump is itself in the commit order)."""
-        with self._lock:
-            self._commits.reposition_next(range_id, oldest_id, gap)
-            self.emit(range_id, mark)
+        self._commits.reposition_next(range_id, oldest_id, gap)
+        await self.emit(range_id, mark)
 
     # -- hand-over to senders and the committer ------------------------------------------------
 
-    def emit(self, range_id: int, batch: Batch) -> None:
-        with self._lock:
-            if not self._commits.register(batch):
-                self._wake.set()
-                return  # nothing to send: committed at once
-            self._add_sender()
+    async def emit(self, range_id: int, batch: Batch) -> None:
+        if not self._commits.register(batch):
+            self._wake.set()
+            return  # nothing to send: committed at once
+        self._add_sender()
         while True:
             if self._stopper.stopping:
                 self._drop(batch)
                 raise Stopping
             try:
-                self._send.put(batch, timeout=0.2)
+                await asyncio.wait_for(self._send.put(batch), timeout=0.2)
                 return
-            except queue.Full:
+            except TimeoutError:
                 continue
 
     def _add_sender(self) -> None:
-        """One more sender when every one is busy, up to ``in_flight`` (lock held)."""
+        """One more sender when every one is busy, up to ``in_flight``."""
         if self._closing or len(self._senders) >= self._options.in_flight:
             return
         if self._senders_idle > self._send.qsize():
             return  # a sender waiting for work takes this batch
-        thread = threading.Thread(
-            target=self._sender, name=f"sender-{len(self._senders)}", daemon=True
-        )
-        self._senders.append(thread)
-        thread.start()
+        task = asyncio.create_task(self._sender(), name=f"sender-{len(self._senders)}")
+        self._senders.append(task)
 
-    def _sender(self) -> None:
+    async def _sender(self) -> None:
         while True:
-            with self._lock:
-                self._senders_idle += 1
+            self._senders_idle += 1
             try:
-                batch = self._send.get()
+                batch = await self._send.get()
             finally:
-                with self._lock:
-                    self._senders_idle -= 1
+                self._senders_idle -= 1
             if batch is None:
                 return
             if self._stopper.stopping:
                 self._drop(batch)
                 continue
             try:
-                result = self._sink.append(batch)
-            except BaseException as error:  # noqa: BLE001 - any failure of a worker stops the run
+                result = await self._sink.append(batch)
+            except asyncio.CancelledError:
+                self._drop(batch, sent=True)  # cut off at shutdown: it may have landed
+                raise
+            except BaseException as error:  # noqa: BLE001 - any failure of a task stops the run
                 self._stopper.fail(error)
                 self._drop(batch, sent=True)
                 continue
-            with self._lock:
-                self._commits.acknowledge(batch, result)
+            self._commits.acknowledge(batch, result)
             self._wake.set()
 
     def _drop(self, batch: Batch, *, sent: bool = False) -> None:
-        with self._lock:
-            self._commits.drop(batch, sent=sent)
+        self._commits.drop(batch, sent=sent)
         self._wake.set()
 
     def _save_state(self) -> None:
-        with self._lock:
-            self._commits.save()
+        self._commits.save()

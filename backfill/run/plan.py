@@ -38,9 +38,9 @@ PAGE = 100
 
 
 class LogFinder(Protocol):
-    def oldest(self) -> Record | None: ...
+    async def oldest(self) -> Record | None: ...
 
-    def search(
+    async def search(
         self, *, q: str | None = None, sort: str = "date:1", per_page: int = 100, page: int = 0
     ) -> list[Record]: ...
 
@@ -55,7 +55,7 @@ class StartPoint:
     lead_record: Record | None = None  # the lead itself, when a search already returned it
 
 
-def find_start(
+async def find_start(
     source: LogFinder,
     *,
     from_date: datetime | None,
@@ -64,7 +64,7 @@ def find_start(
     notes: Callable[[str], None],
 ) -> StartPoint | None:
     """The run's start, or None when the tenant has no logs at all."""
-    oldest = source.oldest()
+    oldest = await source.oldest()
     if oldest is None:
         return None
     oldest_id: str = oldest["log_id"]
@@ -99,7 +99,7 @@ def find_start(
                 oldest_id, oldest_id, from_date, from_date, shaped, lead_record=oldest
             )
         # Ids of another shape: find the last log before the margin by search, page after it.
-        before = source.search(
+        before = await source.search(
             q=f"date:[* TO {iso(from_date - margin)}}}", sort="date:-1", per_page=1
         )
         if before:

@@ -1,9 +1,11 @@
 """A range's reader: pages one range by checkpoint, keeps what is dated inside it and of the
 wanted types, and cuts batches.
 
-It knows nothing of threads, senders or the commit order: it talks to the pipeline through
+It knows nothing of tasks, senders or the commit order: it talks to the pipeline through
 ``Outlet`` (hand over a batch, count what was read, say how far it fetched), so it can be tested
-with a list standing in for the pipeline.
+with a list standing in for the pipeline. Consuming a page is plain computation; the batches it
+cuts are handed over after the page (``hand_over``), in order, which is where a full send queue
+makes the reader wait.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ Record = dict[str, Any]
 
 
 class Source(Protocol):
-    def page_after(self, checkpoint: str, take: int = 100) -> list[Record]: ...
+    async def page_after(self, checkpoint: str, take: int = 100) -> list[Record]: ...
 
-    def get(self, log_id: str) -> Record | None: ...
+    async def get(self, log_id: str) -> Record | None: ...
 
-    def oldest(self) -> Record | None: ...
+    async def oldest(self) -> Record | None: ...
 
 
 @dataclass
@@ -62,15 +64,15 @@ class Outlet(Protocol):
         have moved them)."""
         ...
 
-    def emit(self, range_id: int, batch: Batch) -> None: ...
+    async def emit(self, range_id: int, batch: Batch) -> None: ...
 
-    def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None: ...
+    async def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None: ...
 
     def count(self, range_id: int, counts: ReadCounts, last_date: datetime | None) -> None: ...
 
 
 class Stopping(Exception):
-    """Raised inside worker threads once the run is stopping."""
+    """Raised inside the run's tasks once it is stopping."""
 
 
 @dataclass(frozen=True)
@@ -123,32 +125,41 @@ class RangeReader:
         self.last_consumed: str | None = None
         self.last_consumed_date: str | None = None
         self.counts = ReadCounts()
+        self.ready: list[Batch] = []  # batches cut, not yet handed over (``hand_over``)
 
-    def read(self) -> None:
+    async def read(self) -> None:
         item = self.item
         if item.lead and item.cursor is None:
             searched = self.known.get(item.lead)
-            lead = searched[0] if searched else self.source.get(item.lead)
+            lead = searched[0] if searched else await self.source.get(item.lead)
             if lead is not None:
                 self.consume(lead)
-            if searched and self.consume_records(searched[1:]):
+            done = self.consume_records(searched[1:]) if searched else False
+            await self.hand_over()
+            if done:
                 return
         position: str | None = self.last_consumed or item.position
         oldest = self.options.oldest
         if position is not None and oldest is not None and aged_out(item, oldest):
             # Found before paging (Auth0 need not answer 400 to an aged-out checkpoint).
-            position = self.skip_to_oldest(position, oldest)
+            position = await self.skip_to_oldest(position, oldest)
         while position is not None:
             if self.outlet.stopping:
                 raise Stopping
             try:
-                page = self.source.page_after(position, self.options.take)
+                page = await self.source.page_after(position, self.options.take)
             except Auth0RequestError as error:
                 if error.status != 400:
                     raise
-                position = self.expired(position, error)
+                position = await self.expired(position, error)
                 continue
             position = self.read_page(page, position)
+            await self.hand_over()
+
+    async def hand_over(self) -> None:
+        """The batches cut while consuming, to the pipeline, in the order they were cut."""
+        while self.ready:
+            await self.outlet.emit(self.item.id, self.ready.pop(0))
 
     def take_end(self, ends: tuple[str | None, str | None]) -> None:
         """The range's ends, ``(end, end_id)``, which a split may have moved closer."""
@@ -268,21 +279,21 @@ class RangeReader:
 
     def flush(self) -> None:
         if self.builder.consumed:
-            self.outlet.emit(self.item.id, self.close())
+            self.ready.append(self.close())
 
     def finish(self, *, completes: bool) -> None:
         batch = self.close()
         batch.ends_range, batch.completes_range = True, completes
-        self.outlet.emit(self.item.id, batch)
+        self.ready.append(batch)
 
-    def expired(self, position: str, error: Auth0RequestError) -> str | None:
+    async def expired(self, position: str, error: Auth0RequestError) -> str | None:
         """A 400 on a checkpoint: did it age out of retention? Stop, or skip the gap knowingly."""
-        oldest = self.source.oldest()
+        oldest = await self.source.oldest()
         if oldest is None or order_key(position) >= order_key(oldest["log_id"]):
             raise error
-        return self.skip_to_oldest(position, oldest)
+        return await self.skip_to_oldest(position, oldest)
 
-    def skip_to_oldest(self, position: str, oldest: Record) -> str | None:
+    async def skip_to_oldest(self, position: str, oldest: Record) -> str | None:
         """The range's checkpoint aged out: stop, or (--restart-from-oldest) record the gap and
         go on from the oldest log Auth0 still holds."""
         if not self.options.restart_from_oldest:
@@ -307,7 +318,8 @@ class RangeReader:
         gone = self.upper is not None and oldest_date is not None and self.upper <= iso(oldest_date)
         mark = self.close()
         mark.ends_range = mark.completes_range = gone
-        self.outlet.reposition(self.item.id, mark, str(oldest["log_id"]), gap)
+        await self.hand_over()
+        await self.outlet.reposition(self.item.id, mark, str(oldest["log_id"]), gap)
         if gone:
             return None  # the whole rest of this range aged out
         self.last_consumed = None

@@ -37,11 +37,11 @@ SKIPPED = "left out with --skip-log-id"
 
 
 class Sink(Protocol):
-    def append(self, batch: Batch) -> AppendResult: ...
+    async def append(self, batch: Batch) -> AppendResult: ...
 
 
 class OneLog(Protocol):
-    def get(self, log_id: str) -> dict[str, Any] | None: ...
+    async def get(self, log_id: str) -> dict[str, Any] | None: ...
 
 
 def refused_error(log_ids: list[str]) -> RowsRefusedError:
@@ -91,14 +91,14 @@ class LeaveOut:
         self._ids = log_ids
         self._keys = [order_key(log_id) for log_id in log_ids]
 
-    def append(self, batch: Batch) -> AppendResult:
+    async def append(self, batch: Batch) -> AppendResult:
         found = self._carried(batch)
         if not found:
-            return self._sink.append(batch)
+            return await self._sink.append(batch)
         for log_id, _ in found:
             log.warning("row_skipped log_id=%s reason=--skip-log-id", log_id)
         rest = batch.without({log_id for log_id, _ in found})
-        result = self._sink.append(rest) if rest.rows else AppendResult()
+        result = await self._sink.append(rest) if rest.rows else AppendResult()
         result.left_out.extend(LeftOutRow(log_id, date, "skipped") for log_id, date in found)
         return result
 
@@ -118,7 +118,7 @@ class LeaveOut:
         return found
 
 
-def settle_refused(
+async def settle_refused(
     state: RunState,
     *,
     skip: frozenset[str],
@@ -147,7 +147,7 @@ def settle_refused(
                 "a run tries it again first."
             )
             continue
-        record = source.get(entry.log_id)
+        record = await source.get(entry.log_id)
         if record is None:
             raise DataError(
                 f"Log {entry.log_id}, which Tinybird refused as too large, is no longer in Auth0 "
@@ -156,7 +156,7 @@ def settle_refused(
                 "skipped and go on.",
             )
         batch = _alone(record, pii_fields)
-        result = sink.append(batch)
+        result = await sink.append(batch)
         if result.left_out:
             raise refused_error([entry.log_id])
         state.refused.remove(entry)

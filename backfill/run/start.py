@@ -11,15 +11,14 @@ or ``NothingToDo``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import IO, TypeVar
 
-from backfill import logsetup
 from backfill.auth0.streams import LogStream
 from backfill.clients import Services, tinybird_events
 from backfill.errors import ConfigError
@@ -51,7 +50,7 @@ class Plan:
     persist: bool  # the checkpoint is saved as the run goes (not without a state file)
     exactly_once: bool  # Tinybird can be asked what already landed
     mirrored: Mirror  # the types sent and what is done with personal data
-    landed_between: Callable[[PendingAppend], set[str]] | None = None
+    landed_between: Callable[[PendingAppend], Awaitable[set[str]]] | None = None
     already_in_tinybird: set[str] = field(default_factory=set)
     query: TinybirdQuery | None = None  # for the count of Query API calls
     dry_run: bool = False
@@ -62,69 +61,72 @@ class NothingToDo:
     """The tenant has no logs at all."""
 
 
-def start(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
+async def start(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
     """Decide the run's mode, once, and start it. ``notes`` collects what the operator should
     know, also when starting fails."""
     if request.dry_run:
-        return dry_run(request, services, notes)
+        return await dry_run(request, services, notes)
     if request.resume_from_tinybird:
-        return from_tinybird(request, services, notes)
+        return await from_tinybird(request, services, notes)
     existing = load_state(request.settings, restart=request.restart)
     if existing is not None:
-        return resume(request, services, existing, notes)
+        return await resume(request, services, existing, notes)
     if request.until_stream_start:
-        return until_stream_start(request, services, notes)
-    return fresh(request, services, notes)
+        return await until_stream_start(request, services, notes)
+    return await fresh(request, services, notes)
 
 
 # -- the modes ------------------------------------------------------------------------------
 
 
-def fresh(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
+async def fresh(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
     settings = request.settings
 
-    def auth0_side() -> tuple[Feeding, Mirror, NewRun | None]:
-        feeding = survey.streams(services)
+    async def auth0_side() -> tuple[Feeding, Mirror, NewRun | None]:
+        feeding = await survey.streams(services)
         mirrored = mirror(settings, feeding, None, notes.add)
         return (
             feeding,
             mirrored,
-            new_run(services, notes, end=settings.until_date, cursors=settings.concurrency),
+            await new_run(services, notes, end=settings.until_date, cursors=settings.concurrency),
         )
 
-    access, (feeding, mirrored, planned) = _alongside(
+    access, (feeding, mirrored, planned) = await _alongside(
         lambda found: survey.tinybird(services, found), auth0_side, notes
     )
     if planned is None:
         return NothingToDo()
     state = planned.state
     if not (request.skip_existing or request.allow_duplicates):
-        survey.refuse_overlap_with_streams(access, feeding, state, settings, notes)
+        await survey.refuse_overlap_with_streams(access, feeding, state, settings, notes)
         if access.can_read:
             window = (
                 f"{state.ranges[0].start or 'the oldest log'} to {state.ranges[-1].end or 'now'}"
             )
-            count = survey.rows_already_there(access.query, state, mirrored)
+            count = await survey.rows_already_there(access.query, state, mirrored)
             survey.refuse_rows_already_there(count, settings, window)
         else:
             notes.add(
                 "Could not check whether the data source already holds rows in this window "
                 "(no read access): if it does, they will be there twice."
             )
-    return _plan(request, services, access, state, mirrored, planned=planned)
+    return await _plan(request, services, access, state, mirrored, planned=planned)
 
 
-def until_stream_start(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
+async def until_stream_start(
+    request: JobRequest, services: Services, notes: Notes
+) -> Plan | NothingToDo:
     settings = request.settings
-    access = survey.tinybird(services, notes)
-    feeding = survey.streams(services)
+    access, feeding = await _alongside(
+        lambda found: survey.tinybird(services, found), lambda: survey.streams(services), notes
+    )
     mirrored = mirror(settings, feeding, None, notes.add)
-    first = survey.stream_start(access, feeding, notes)
+    first = await survey.stream_start(access, feeding, notes)
     # Read past the stream's first event by the late-id margin: logs dated just before it may
     # have been written after the stream began (and streamed), or not. What Tinybird already
     # has in that window is skipped (``_plan``).
     end = first + timedelta(seconds=settings.late_margin_seconds) if first else None
-    planned = new_run(services, notes, end=end, cursors=settings.concurrency)
+    planned = await new_run(services, notes, end=end, cursors=settings.concurrency)
     if planned is None:
         return NothingToDo()
     state = planned.state
@@ -134,54 +136,57 @@ def until_stream_start(request: JobRequest, services: Services, notes: Notes) ->
             "until_date": iso(end) if end else None,
         }
     )
-    return _plan(request, services, access, state, mirrored, planned=planned)
+    return await _plan(request, services, access, state, mirrored, planned=planned)
 
 
-def resume(request: JobRequest, services: Services, existing: RunState, notes: Notes) -> Plan:
+async def resume(request: JobRequest, services: Services, existing: RunState, notes: Notes) -> Plan:
     settings = request.settings
 
-    def auth0_side() -> tuple[Feeding, Mirror, Record | None]:
-        feeding = survey.streams(services)
+    async def auth0_side() -> tuple[Feeding, Mirror, Record | None]:
+        feeding = await survey.streams(services)
         recorded = existing.started_with.get("mirror")
-        return feeding, mirror(settings, feeding, recorded, notes.add), services.auth0.oldest()
+        mirrored = mirror(settings, feeding, recorded, notes.add)
+        return feeding, mirrored, await services.auth0.oldest()
 
-    access, (feeding, mirrored, oldest) = _alongside(
+    access, (feeding, mirrored, oldest) = await _alongside(
         lambda found: survey.tinybird(services, found), auth0_side, notes
     )
     if not (request.skip_existing or request.allow_duplicates):
-        survey.refuse_overlap_with_streams(access, feeding, existing, settings, notes)
+        await survey.refuse_overlap_with_streams(access, feeding, existing, settings, notes)
     if oldest is not None and not request.restart_from_oldest:
         for item in existing.ranges:
             if aged_out(item, oldest):
                 raise expired_error(item.position, item.cursor_date, oldest, utcnow())
     # A tail far behind is cut again while it is read, where its logs turn out to be (steal).
-    return _plan(request, services, access, existing, mirrored, oldest=oldest)
+    return await _plan(request, services, access, existing, mirrored, oldest=oldest)
 
 
-def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
+async def from_tinybird(
+    request: JobRequest, services: Services, notes: Notes
+) -> Plan | NothingToDo:
     """The greatest log_id in the data source is the resume point. Rows must then land strictly
     in order, each append in one monthly partition (so it lands whole): one cursor, one append
     at a time."""
     settings = request.settings
-    access = survey.tinybird(services, notes)
+    access = await survey.tinybird(services, notes)
     query = access.require_read(
         "--resume-from-tinybird reads the resume point from the data source, and the token "
         "cannot read it."
     )
-    feeding = survey.streams(services)
+    feeding = await survey.streams(services)
     # Refused even on an empty data source: a paused stream delivers its backlog when resumed.
     stream.refuse_feeding_streams(feeding, settings)
     mirrored = mirror(settings, feeding, None, notes.add)
-    last = stream.greatest_log_id(query)
+    last = await stream.greatest_log_id(query)
     planned: NewRun | None = None
     if last is None:
         notes.add("The data source is empty: starting as flags say (or from the oldest log).")
-        planned = new_run(services, notes, end=settings.until_date, cursors=1)
+        planned = await new_run(services, notes, end=settings.until_date, cursors=1)
         if planned is None:
             return NothingToDo()
         state = planned.state
     else:
-        stream.refuse_unless_own_rows(
+        await stream.refuse_unless_own_rows(
             services.auth0, query, settings, feeding, mirrored.type_filter
         )
         notes.add(f"Resuming after {last}, the greatest log_id in {settings.datasource}.")
@@ -194,7 +199,7 @@ def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan
                 start_after=last,
             )
         ]
-    return _plan(
+    return await _plan(
         request,
         services,
         access,
@@ -207,19 +212,19 @@ def from_tinybird(request: JobRequest, services: Services, notes: Notes) -> Plan
     )
 
 
-def dry_run(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
+async def dry_run(request: JobRequest, services: Services, notes: Notes) -> Plan | NothingToDo:
     """Envelopes as NDJSON to ``--output`` (or stdout); no Tinybird, the checkpoint untouched."""
     settings = request.settings
     # What the run would refuse, the preview refuses (another tenant, data source or host, other
     # flags, a damaged file without --restart); what it would resume, the preview shows.
     existing = load_state(settings, restart=request.restart, touch=False)
     recorded = existing.started_with.get("mirror") if existing is not None else None
-    mirrored = mirror(settings, survey.streams(services), recorded, notes.add)
+    mirrored = mirror(settings, await survey.streams(services), recorded, notes.add)
     known: dict[str, list[Record]] = {}
     if existing is not None:
         state = existing
     else:
-        planned = new_run(services, notes, end=settings.until_date, cursors=1)
+        planned = await new_run(services, notes, end=settings.until_date, cursors=1)
         if planned is None:
             return NothingToDo()
         state, known = planned.state, planned.known
@@ -239,34 +244,24 @@ def dry_run(request: JobRequest, services: Services, notes: Notes) -> Plan | Not
 # -- the pieces every mode shares ----------------------------------------------------------
 
 
-def _alongside(
-    tinybird: Callable[[Notes], survey.TinybirdAccess],
-    auth0: Callable[[], T],
+async def _alongside(
+    tinybird: Callable[[Notes], Awaitable[survey.TinybirdAccess]],
+    auth0: Callable[[], Awaitable[T]],
     notes: Notes,
 ) -> tuple[survey.TinybirdAccess, T]:
-    """Tinybird's survey in a helper thread while Auth0 is asked here: each takes round trips,
-    and neither needs the other's answer. Its notes come first and its error wins, as when it
-    ran first."""
+    """Tinybird's survey while Auth0 is asked: each takes round trips, and neither needs the
+    other's answer. Its notes come first and its error wins, as when it ran first."""
     found = Notes()
-    tenant = logsetup.tenant()
-
-    def tagged() -> survey.TinybirdAccess:
-        logsetup.set_tenant(tenant)
-        return tinybird(found)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        access = pool.submit(tagged)
-        try:
-            answer = auth0()
-        except BaseException:
-            access.result()  # raises the survey's error instead, if there is one
-            raise
-        surveyed = access.result()
+    surveyed, answer = await asyncio.gather(tinybird(found), auth0(), return_exceptions=True)
+    if isinstance(surveyed, BaseException):
+        raise surveyed
+    if isinstance(answer, BaseException):
+        raise answer
     notes[0:0] = found
     return surveyed, answer
 
 
-def _plan(
+async def _plan(
     request: JobRequest,
     services: Services,
     access: survey.TinybirdAccess,
@@ -301,10 +296,10 @@ def _plan(
     if query is not None:
         reader = query
 
-        def landed_between(pending: PendingAppend) -> set[str]:
+        async def landed_between(pending: PendingAppend) -> set[str]:
             if pending.first_log_id is None or pending.last_log_id is None:
                 return set()
-            return reader.landed_between(
+            return await reader.landed_between(
                 pending.first_log_id,
                 pending.last_log_id,
                 parse_record_date(pending.min_date),
@@ -328,7 +323,7 @@ def _plan(
         exactly_once=access.can_read,
         mirrored=mirrored,
         landed_between=landed_between,
-        already_in_tinybird=survey.streamed_near_its_start(access, state, settings),
+        already_in_tinybird=await survey.streamed_near_its_start(access, state, settings),
         query=access.query if access.can_read else None,
         known=planned.known if planned else {},
     )
@@ -340,7 +335,7 @@ class NdjsonWriter:
     def __init__(self, output: IO[bytes] | None) -> None:
         self._output = output
 
-    def append(self, batch: Batch) -> AppendResult:
+    async def append(self, batch: Batch) -> AppendResult:
         output = self._output or sys.stdout.buffer
         for line in batch.lines():
             output.write(line)

@@ -3,15 +3,13 @@ signal handlers that tell it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import FrameType
-from typing import Any
 
 from backfill.auth0.pacer import PacerStopped
 from backfill.run.reader import Stopping
@@ -21,8 +19,7 @@ log = logging.getLogger("backfill.cli")
 
 class Stopper:
     def __init__(self) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
+        self._event = asyncio.Event()
         self.signum: int | None = None
         self.error: BaseException | None = None
         self._hooks: list[Callable[[], None]] = []
@@ -35,15 +32,15 @@ class Stopper:
         self._hooks.append(hook)
 
     def request(self, signum: int) -> None:
-        with self._lock:
-            if self.signum is None:
-                self.signum = signum
+        if self.signum is None:
+            self.signum = signum
         self._trip()
 
     def fail(self, error: BaseException) -> None:
-        with self._lock:
-            if self.error is None and not isinstance(error, Stopping | PacerStopped):
-                self.error = error
+        if self.error is None and not isinstance(
+            error, Stopping | PacerStopped | asyncio.CancelledError
+        ):
+            self.error = error
         self._trip()
 
     def _trip(self) -> None:
@@ -52,21 +49,28 @@ class Stopper:
             for hook in self._hooks:
                 hook()
 
-    def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         """A sleep that ends early, by raising, when the run stops (retry backoff uses it)."""
-        if self._event.wait(seconds):
+        if await self.wait(seconds):
             raise Stopping
 
-    def wait(self, seconds: float) -> bool:
-        return self._event.wait(seconds)
+    async def wait(self, seconds: float) -> bool:
+        """Whether the run stopped within ``seconds``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout=max(seconds, 0.0))
+        return self._event.is_set()
 
 
-@contextmanager
+@contextlib.contextmanager
 def on_signals(stoppers: list[Stopper]) -> Iterator[None]:
-    """First SIGINT/SIGTERM: stop cleanly. A second: leave at once (the checkpoint stays valid)."""
+    """First SIGINT/SIGTERM: stop cleanly. A second: leave at once (the checkpoint stays valid).
+
+    Installed on the running event loop, so the stoppers are told between two steps of the
+    run, never in the middle of one."""
+    loop = asyncio.get_running_loop()
     asked: list[int] = []
 
-    def handle(signum: int, frame: FrameType | None) -> None:
+    def handle(signum: int) -> None:
         if asked:
             sys.stderr.write(f"auth0-backfill: {signal.Signals(signum).name} again, leaving now\n")
             sys.stderr.flush()
@@ -80,11 +84,10 @@ def on_signals(stoppers: list[Stopper]) -> Iterator[None]:
         for stopper in stoppers:
             stopper.request(signum)
 
-    previous: dict[signal.Signals, Callable[..., Any] | int | None] = {}
     for which in (signal.SIGINT, signal.SIGTERM):
-        previous[which] = signal.signal(which, handle)
+        loop.add_signal_handler(which, handle, which)
     try:
         yield
     finally:
-        for which, handler in previous.items():
-            signal.signal(which, handler)
+        for which in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(which)

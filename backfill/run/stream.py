@@ -22,17 +22,17 @@ log = logging.getLogger("backfill.live_stream")
 HOLE_SECONDS = 900  # quieter stretches than this are asked about: does Auth0 have logs there?
 
 
-def stream_began(query: TinybirdQuery) -> datetime | None:
+async def stream_began(query: TinybirdQuery) -> datetime | None:
     """The earliest date in the data source or its quarantine (where the live stream began: its
     first rows may have been quarantined), None when both are empty."""
-    span = rows_span(query)
+    span = await rows_span(query)
     return span[0] if span else None
 
 
-def rows_span(query: TinybirdQuery) -> tuple[datetime, datetime] | None:
+async def rows_span(query: TinybirdQuery) -> tuple[datetime, datetime] | None:
     """The earliest and the latest date in the data source or its quarantine, None when both
     are empty."""
-    rows = query.with_quarantine(
+    rows = await query.with_quarantine(
         f"SELECT count() AS rows, toString(min(date)) AS first, toString(max(date)) AS last "
         f"FROM {query.datasource}",
         f"SELECT count() AS rows, toString(min({QUARANTINED_DATE})) AS first, "
@@ -47,18 +47,18 @@ def rows_span(query: TinybirdQuery) -> tuple[datetime, datetime] | None:
     return min(firsts), max(lasts)
 
 
-def greatest_log_id(query: TinybirdQuery) -> str | None:
+async def greatest_log_id(query: TinybirdQuery) -> str | None:
     """The greatest log_id in the data source (ids order as Auth0's cursor), None when empty."""
-    rows = query.sql(f"SELECT count() AS rows, max(log_id) AS last FROM {query.datasource}")
+    rows = await query.sql(f"SELECT count() AS rows, max(log_id) AS last FROM {query.datasource}")
     if not rows or int(rows[0].get("rows") or 0) == 0:
         return None
     return str(rows[0]["last"])
 
 
-def ids_dated_between(query: TinybirdQuery, low: datetime, high: datetime) -> set[str]:
+async def ids_dated_between(query: TinybirdQuery, low: datetime, high: datetime) -> set[str]:
     """log_ids dated in ``[low, high)`` in the data source or its quarantine."""
     low_literal, high_literal = datetime_literal(low), datetime_literal(high)
-    rows = query.with_quarantine(
+    rows = await query.with_quarantine(
         f"SELECT log_id FROM {query.datasource} "
         f"WHERE date >= {low_literal} AND date < {high_literal}",
         f"SELECT log_id FROM {query.datasource}_quarantine WHERE log_id IS NOT NULL "
@@ -67,7 +67,7 @@ def ids_dated_between(query: TinybirdQuery, low: datetime, high: datetime) -> se
     return {str(row["log_id"]) for row in rows if row.get("log_id")}
 
 
-def refuse_unless_own_rows(
+async def refuse_unless_own_rows(
     logs: Auth0Logs,
     query: TinybirdQuery,
     settings: Settings,
@@ -84,7 +84,7 @@ def refuse_unless_own_rows(
     refuse_feeding_streams(streams, settings)
     if streams is None:
         log.info("resume_from_tinybird log_streams=unchecked reason='token lacks read:log_streams'")
-    gaps = query.sql(
+    gaps = await query.sql(
         "SELECT toString(previous) AS after, toString(date) AS before FROM ("
         "SELECT date, lagInFrame(date) OVER (ORDER BY date ROWS BETWEEN 1 PRECEDING AND "
         "CURRENT ROW) AS previous, row_number() OVER (ORDER BY date) AS position "
@@ -97,14 +97,14 @@ def refuse_unless_own_rows(
         before = parse_datetime(gap["before"])
         if after is None or before is None:
             continue
-        found = logs.search(q=f"date:{{{iso(after)} TO {iso(before)}}}", sort="date:1")
+        found = await logs.search(q=f"date:{{{iso(after)} TO {iso(before)}}}", sort="date:1")
         wanted = {
             str(record["log_id"]) for record in found if keep is None or keep(record.get("type"))
         }
         if wanted:
             # Rows Tinybird quarantined are no hole: they were sent.
             listed = ", ".join(string_literal(log_id) for log_id in sorted(wanted))
-            quarantined = query.sql(
+            quarantined = await query.sql(
                 f"SELECT log_id FROM {settings.datasource}_quarantine WHERE log_id IN ({listed})"
             )
             wanted -= {str(row["log_id"]) for row in quarantined}

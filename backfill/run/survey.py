@@ -36,12 +36,12 @@ class TinybirdAccess:
         return self.query
 
 
-def tinybird(services: Services, notes: Notes) -> TinybirdAccess:
+async def tinybird(services: Services, notes: Notes) -> TinybirdAccess:
     """Before reading anything: the data source exists, and can we read it (for exactly once)?"""
     settings = services.settings
     query = tinybird_query(settings, http=services.http, retry=services.retry)
     try:
-        found = query.describe()
+        found = await query.describe()
     except TinybirdAuthError:
         found = {}  # this token cannot read metadata; the first append will tell
         log.info("preflight datasource=unchecked reason='token cannot read data source details'")
@@ -53,7 +53,7 @@ def tinybird(services: Services, notes: Notes) -> TinybirdAccess:
             + region_hint(settings.tinybird_host),
         )
     try:
-        query.sql(f"SELECT log_id FROM {settings.datasource} LIMIT 0")
+        await query.sql(f"SELECT log_id FROM {settings.datasource} LIMIT 0")
     except TinybirdAuthError:
         log.warning("exactly_once=off reason=no_read_access")
         notes.append(
@@ -64,10 +64,10 @@ def tinybird(services: Services, notes: Notes) -> TinybirdAccess:
     return TinybirdAccess(query, can_read=True)
 
 
-def streams(services: Services) -> list[LogStream] | None:
+async def streams(services: Services) -> list[LogStream] | None:
     """The Log Streams feeding the data source; None when the token may not list them."""
     settings = services.settings
-    listed = services.auth0.log_streams()
+    listed = await services.auth0.log_streams()
     if listed is None:
         return None
     found = feeding(listed, tinybird_host=settings.tinybird_host, datasource=settings.datasource)
@@ -76,14 +76,14 @@ def streams(services: Services) -> list[LogStream] | None:
     return found
 
 
-def stream_start(
+async def stream_start(
     access: TinybirdAccess, feeding_streams: list[LogStream] | None, notes: Notes
 ) -> datetime | None:
     """The earliest date already in the data source: where the live stream began."""
     query = access.require_read(
         "--until-stream-start needs to read the data source, and the token cannot."
     )
-    first = stream.stream_began(query)
+    first = await stream.stream_began(query)
     held = [item for item in feeding_streams or [] if item.status != "active"]
     if first is None:
         if feeding_streams:
@@ -111,7 +111,7 @@ def stream_start(
     return first
 
 
-def refuse_overlap_with_streams(
+async def refuse_overlap_with_streams(
     access: TinybirdAccess,
     feeding_streams: list[LogStream] | None,
     state: RunState,
@@ -129,7 +129,7 @@ def refuse_overlap_with_streams(
     names = _names(feeding_streams)
     held = any(item.status != "active" for item in feeding_streams)
     end = run_end(state)
-    span = stream.rows_span(access.query) if access.can_read else None
+    span = await stream.rows_span(access.query) if access.can_read else None
     if end is not None and span is None:
         notes.add(
             f"Log Stream {names} feeds {settings.datasource}, which "
@@ -182,7 +182,7 @@ def _names(streams: list[LogStream]) -> str:
     )
 
 
-def streamed_near_its_start(
+async def streamed_near_its_start(
     access: TinybirdAccess, state: RunState, settings: Settings
 ) -> set[str]:
     """A run that ends where the stream began reads past it by the late-id margin: what the
@@ -191,12 +191,12 @@ def streamed_near_its_start(
     if began is None:
         return set()
     margin = timedelta(seconds=settings.late_margin_seconds)
-    found = stream.ids_dated_between(access.query, began - margin, began + margin)
+    found = await stream.ids_dated_between(access.query, began - margin, began + margin)
     log.info("until_stream_start stream_began=%s rows_in_overlap=%d", iso(began), len(found))
     return found
 
 
-def rows_already_there(query: TinybirdQuery, state: RunState, mirrored: Mirror) -> int:
+async def rows_already_there(query: TinybirdQuery, state: RunState, mirrored: Mirror) -> int:
     """Rows the data source holds in the new run's window, of the types it would send."""
     low = parse_record_date(state.ranges[0].start) if state.ranges else None
     ends = [parse_record_date(item.end) for item in state.ranges]
@@ -211,7 +211,9 @@ def rows_already_there(query: TinybirdQuery, state: RunState, mirrored: Mirror) 
         where.append(
             f"type NOT IN ({', '.join(string_literal(code) for code in sorted(kept.unwanted))})"
         )
-    rows = query.sql(f"SELECT count() AS rows FROM {query.datasource} WHERE {' AND '.join(where)}")
+    rows = await query.sql(
+        f"SELECT count() AS rows FROM {query.datasource} WHERE {' AND '.join(where)}"
+    )
     return int(rows[0]["rows"]) if rows else 0
 
 

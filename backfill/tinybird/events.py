@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -64,7 +64,7 @@ class TinybirdEvents:
         datasource: str,
         http: HttpClient,
         retry: RetryPolicy,
-        landed: Callable[[Batch], set[str]] | None = None,
+        landed: Callable[[Batch], Awaitable[set[str]]] | None = None,
         settle: float = 5.0,
         check_first: bool = False,
         refuse_alone: bool = True,
@@ -81,18 +81,18 @@ class TinybirdEvents:
         self._refuse_alone = refuse_alone
         self._clock = clock
 
-    def probe(self) -> None:
+    async def probe(self) -> None:
         """An empty append: proves the token, its region and its right to append, writes
         nothing. Raises as an append would (``answers.judge``)."""
-        response = self._post(b"", gzip=False)
+        response = await self._post(b"", gzip=False)
         if response.status_code != 202:  # accepted is enough: there is nothing to acknowledge
             judge(response, purpose=Purpose.APPEND, host=self.host, datasource=self.datasource)
 
-    def append(self, batch: Batch) -> AppendResult:
+    async def append(self, batch: Batch) -> AppendResult:
         if batch.rows == 0:
             return AppendResult()
         try:
-            return self._append_once(batch)
+            return await self._append_once(batch)
         except TooLarge:
             if batch.rows == 1:
                 return self._refused(batch)
@@ -100,8 +100,8 @@ class TinybirdEvents:
             log.warning(
                 "batch_split reason=413 rows=%d into=%d+%d", batch.rows, first.rows, second.rows
             )
-            result = self.append(first)
-            result += self.append(second)
+            result = await self.append(first)
+            result += await self.append(second)
             return result
 
     def _refused(self, batch: Batch) -> AppendResult:
@@ -116,7 +116,7 @@ class TinybirdEvents:
             )
         return AppendResult(left_out=[LeftOutRow(log_id, batch.min_date, "refused")])
 
-    def _post(self, body: bytes, *, gzip: bool = True) -> httpx.Response:
+    async def _post(self, body: bytes, *, gzip: bool = True) -> httpx.Response:
         """One append; a failure on the way is a ``TransientError`` ("may have landed" once
         it was sent)."""
         headers = {
@@ -125,7 +125,7 @@ class TinybirdEvents:
         }
         if gzip:
             headers["Content-Encoding"] = "gzip"
-        return self._http.exchange(
+        return await self._http.exchange(
             "POST",
             f"{self.host}/v0/events",
             setting=HOST_SETTING,
@@ -135,7 +135,7 @@ class TinybirdEvents:
             headers=headers,
         )
 
-    def _append_once(self, batch: Batch) -> AppendResult:
+    async def _append_once(self, batch: Batch) -> AppendResult:
         current = batch
         # Rows may be there already: an earlier attempt may have landed, or (--skip-existing)
         # another writer, such as the live stream, sent them.
@@ -143,11 +143,11 @@ class TinybirdEvents:
         skipped = 0
         started = 0.0
 
-        def attempt() -> AppendResult:
+        async def attempt() -> AppendResult:
             nonlocal current, doubt, skipped, started
             started = self._clock()
             if doubt and self._landed is not None:
-                landed = self._landed(current)
+                landed = await self._landed(current)
                 if landed:
                     before = current.rows
                     current = current.without(landed)
@@ -159,16 +159,16 @@ class TinybirdEvents:
                     )
                 if current.rows == 0:
                     return AppendResult(already_in_tinybird=skipped)
-            response = self._post(current.body)
+            response = await self._post(current.body)
             judge(response, purpose=Purpose.APPEND, host=self.host, datasource=self.datasource)
             result = _counts(response, current.rows)
             result.already_in_tinybird = skipped
             return result
 
-        def attempt_or_ambiguous() -> AppendResult:
+        async def attempt_or_ambiguous() -> AppendResult:
             nonlocal doubt
             try:
-                return attempt()
+                return await attempt()
             except TransientError as error:
                 if not error.ambiguous:
                     raise
@@ -183,7 +183,7 @@ class TinybirdEvents:
                     wait_hint=max(settle, error.wait_hint or 0.0) if settle > 0 else None,
                 ) from None
 
-        return self._retry.call(
+        return await self._retry.call(
             attempt_or_ambiguous,
             service="Tinybird",
             action=f"append {batch.rows} rows to {self.datasource}",

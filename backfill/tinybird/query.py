@@ -7,7 +7,6 @@ its quarantine, so nothing acknowledged is sent twice.
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,18 +29,16 @@ class TinybirdQuery:
         self._token = token
         self._http = http
         self._retry = retry
-        self._lock = threading.Lock()
         self.calls = 0  # Query API requests made (Tinybird's Free plan allows 1,000 a day)
         self._quarantine: bool | None = None  # whether <datasource>_quarantine exists
 
-    def sql(self, sql: str) -> list[dict[str, Any]]:
+    async def sql(self, sql: str) -> list[dict[str, Any]]:
         if "FORMAT" not in sql.upper().split()[-2:]:
             sql = f"{sql}\nFORMAT JSON"
 
-        def attempt() -> list[dict[str, Any]]:
-            with self._lock:
-                self.calls += 1
-            response = self._http.exchange(
+        async def attempt() -> list[dict[str, Any]]:
+            self.calls += 1
+            response = await self._http.exchange(
                 "POST",
                 f"{self.host}/v0/sql",
                 setting=HOST_SETTING,
@@ -55,22 +52,22 @@ class TinybirdQuery:
             rows: list[dict[str, Any]] = body["data"]
             return rows
 
-        return self._retry.call(attempt, service="Tinybird", action="run a query")
+        return await self._retry.call(attempt, service="Tinybird", action="run a query")
 
-    def describe(self) -> dict[str, Any] | None:
+    async def describe(self) -> dict[str, Any] | None:
         """The data source's details, None when it does not exist."""
-        body = self._get(f"/v0/datasources/{self.datasource}")
+        body = await self._get(f"/v0/datasources/{self.datasource}")
         if body is None:
             return None
         return json.loads(body) if body else {}
 
-    def datafile(self) -> str | None:
+    async def datafile(self) -> str | None:
         """The data source's ``.datasource`` text (its jsonpaths included)."""
-        return self._get(f"/v0/datasources/{self.datasource}.datasource")
+        return await self._get(f"/v0/datasources/{self.datasource}.datasource")
 
-    def _get(self, path: str) -> str | None:
-        def attempt() -> str | None:
-            response = self._http.exchange(
+    async def _get(self, path: str) -> str | None:
+        async def attempt() -> str | None:
+            response = await self._http.exchange(
                 "GET",
                 self.host + path,
                 setting=HOST_SETTING,
@@ -81,16 +78,16 @@ class TinybirdQuery:
             judge(response, purpose=Purpose.DETAILS, host=self.host, datasource=self.datasource)
             return response.text
 
-        return self._retry.call(attempt, service="Tinybird", action=f"read {path}")
+        return await self._retry.call(attempt, service="Tinybird", action=f"read {path}")
 
     # -- what already landed ------------------------------------------------------------------
 
-    def landed_in(self, batch: Batch, *, slack: timedelta = timedelta(seconds=1)) -> set[str]:
+    async def landed_in(self, batch: Batch, *, slack: timedelta = timedelta(seconds=1)) -> set[str]:
         """Which of a batch's log_ids are already in the data source or its quarantine."""
         wanted = set(batch.log_ids())
         if not wanted or batch.first_log_id is None or batch.last_log_id is None:
             return set()
-        return wanted & self.landed_between(
+        return wanted & await self.landed_between(
             batch.first_log_id,
             batch.last_log_id,
             _parse(batch.min_date),
@@ -98,7 +95,7 @@ class TinybirdQuery:
             slack=slack,
         )
 
-    def landed_between(
+    async def landed_between(
         self,
         first: str,
         last: str,
@@ -116,27 +113,27 @@ class TinybirdQuery:
                 f" AND date >= {datetime_literal(min_date - slack)}"
                 f" AND date <= {datetime_literal(max_date + slack)}"
             )
-        rows = self.with_quarantine(
+        rows = await self.with_quarantine(
             f"SELECT log_id FROM {self.datasource} WHERE {where}",
             f"SELECT log_id FROM {self.datasource}_quarantine WHERE log_id IS NOT NULL AND {span}",
         )
         return {str(row["log_id"]) for row in rows if row.get("log_id")}
 
-    def with_quarantine(self, own: str, quarantined: str) -> list[dict[str, Any]]:
+    async def with_quarantine(self, own: str, quarantined: str) -> list[dict[str, Any]]:
         """The rows of ``own`` (a question of the data source) and of ``quarantined`` (the same
         of its quarantine, whose columns are all strings), in one query. A row Tinybird could
         not take was delivered all the same: whoever sent it must not send it again. The
         quarantine exists once a row went there; until then, ``own`` alone."""
         if self._quarantine is not False:
             try:
-                rows = self.sql(f"{own} UNION ALL {quarantined}")
+                rows = await self.sql(f"{own} UNION ALL {quarantined}")
                 self._quarantine = True
                 return rows
             except (TinybirdRequestError, TinybirdNotFoundError):
                 if self._quarantine:
                     raise
                 self._quarantine = False
-        return self.sql(own)
+        return await self.sql(own)
 
 
 def _parse(value: str | None) -> datetime | None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import json
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,48 +58,44 @@ class FakeAuth0:
         self.streams: list[Record] | None = []  # None: the token may not list them
         self.requests = 0
         self.page_searches = 0
-        self.lock = threading.Lock()
 
-    def page_after(self, checkpoint: str, take: int = 100) -> list[Record]:
-        with self.lock:
-            self.requests += 1
+    async def page_after(self, checkpoint: str, take: int = 100) -> list[Record]:
+        self.requests += 1
         if self.delay:
-            time.sleep(self.delay)
+            await asyncio.sleep(self.delay)
         if self.oldest_index and checkpoint < self.ids[self.oldest_index]:
             raise Auth0RequestError("from is too old", status=400)
         start = bisect.bisect_right(self.ids, checkpoint)
         return [dict(record) for record in self.records[start : start + take]]
 
-    def get(self, log_id: str) -> Record | None:
+    async def get(self, log_id: str) -> Record | None:
         index = bisect.bisect_left(self.ids, log_id)
         if index < len(self.ids) and self.ids[index] == log_id:
             return dict(self.records[index])
         return None
 
-    def oldest(self) -> Record | None:
+    async def oldest(self) -> Record | None:
         visible = self.records[self.oldest_index :]
         if not visible:
             return None
         return dict(min(visible[:100], key=lambda record: record["date"]))
 
-    def oldest_page(self) -> list[Record]:
+    async def oldest_page(self) -> list[Record]:
         """Search mode: the first page by date, which may differ from id order."""
-        with self.lock:
-            self.page_searches += 1
+        self.page_searches += 1
         by_date = sorted(self.records[self.oldest_index :], key=lambda record: record["date"])
         return [dict(record) for record in by_date[:100]]
 
-    def newest_page(self) -> list[Record]:
-        with self.lock:
-            self.page_searches += 1
+    async def newest_page(self) -> list[Record]:
+        self.page_searches += 1
         return [dict(record) for record in self.records[self.oldest_index :][-100:][::-1]]
 
-    def search(
+    async def search(
         self, *, q: str | None = None, sort: str = "date:1", per_page: int = 100, page: int = 0
     ) -> list[Record]:
         raise NotImplementedError
 
-    def log_streams(self) -> list[Record] | None:
+    async def log_streams(self) -> list[Record] | None:
         return self.streams
 
 
@@ -114,19 +109,41 @@ class FakeTinybird:
         self.delays = delays or []
         self.fail_on = fail_on
         self.calls = 0
-        self.lock = threading.Lock()
 
-    def append(self, batch: Batch) -> AppendResult:
-        with self.lock:
-            call = self.calls
-            self.calls += 1
+    async def append(self, batch: Batch) -> AppendResult:
+        call = self.calls
+        self.calls += 1
         if self.delays:
-            time.sleep(self.delays[call % len(self.delays)])
+            await asyncio.sleep(self.delays[call % len(self.delays)])
         envelopes = [json.loads(line) for line in batch.lines()]
-        with self.lock:
-            self.rows.extend(envelopes)
-            self.appends.append((batch.range_id, batch.seq))
+        self.rows.extend(envelopes)
+        self.appends.append((batch.range_id, batch.seq))
         if self.fail_on is not None and call == self.fail_on:
             # The rows landed but the acknowledgement is lost: the worst case for duplicates.
             raise RuntimeError("scripted sink failure")
         return AppendResult(successful_rows=len(envelopes))
+
+
+class Blocking:
+    """An object whose coroutine methods each run to their end in an event loop of their own:
+    tests call the job's clients as plain functions."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return asyncio.run(method(*args, **kwargs))
+
+        return call
+
+
+def recorder(waits: list[float]) -> Any:
+    """A retry policy's sleep that records each wait instead of sleeping."""
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    return sleep

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from backfill.errors import (
 )
 from backfill.http.client import HttpClient
 from backfill.http.retry import RetryPolicy
+from tests.unit.fakes import Blocking, recorder
 
 Handler = Callable[[httpx.Request], httpx.Response]
 ID = "900202611010000000000000000000000000000000000000000000{:02d}"
@@ -34,7 +36,7 @@ class RefreshableToken:
     def __init__(self) -> None:
         self.issued = 0
 
-    def token(self) -> str:
+    async def token(self) -> str:
         return f"token-{self.issued}"
 
     def invalidate(self, token: str) -> bool:
@@ -44,14 +46,17 @@ class RefreshableToken:
 
 def client(
     handler: Handler, tokens: object | None = None, sleeps: list[float] | None = None
-) -> Auth0Logs:
+) -> Any:
+    """The source, its coroutines called as plain functions."""
     waits = sleeps if sleeps is not None else []
-    return Auth0Logs(
-        base_url="https://tenant.auth0.com",
-        tokens=tokens or StaticToken("token-0"),  # type: ignore[arg-type]
-        http=HttpClient(transport=httpx.MockTransport(handler)),
-        retry=RetryPolicy(max_attempts=4, sleep=waits.append, rng=random.Random(0)),
-        pacer=Pacer(),
+    return Blocking(
+        Auth0Logs(
+            base_url="https://tenant.auth0.com",
+            tokens=tokens or StaticToken("token-0"),  # type: ignore[arg-type]
+            http=HttpClient(transport=httpx.MockTransport(handler)),
+            retry=RetryPolicy(max_attempts=4, sleep=recorder(waits), rng=random.Random(0)),
+            pacer=Pacer(),
+        )
     )
 
 

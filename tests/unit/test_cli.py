@@ -27,7 +27,7 @@ class Recorder:
         self.requests: list[JobRequest] = []
         self.exit_codes = exit_codes or (0,)
 
-    def __call__(self, requests: list[JobRequest], single: bool) -> list[Report]:
+    async def __call__(self, requests: list[JobRequest], single: bool) -> list[Report]:
         self.requests.extend(requests)
         return [
             Report.build(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import math
 import random
-import threading
 import time
 
 import pytest
@@ -75,8 +75,7 @@ def simulate(
             break
         clock[0] = now
         if kind == "free":
-            with pacer._cond:
-                granted, wait = pacer._try_acquire()
+            granted, wait = pacer._try_acquire()
             if granted is None:
                 heapq.heappush(events, (now + max(wait, 0.001), order, "free", worker, -1))
             else:
@@ -144,17 +143,17 @@ def test_a_single_cursor_is_not_slowed_down_when_the_limit_is_far() -> None:
     assert throttled_share == 0
 
 
-def test_an_endpoint_without_rate_limit_headers_is_not_paced() -> None:
+async def test_an_endpoint_without_rate_limit_headers_is_not_paced() -> None:
     pacer = Pacer()
-    first = pacer.acquire()
+    first = await pacer.acquire()
     pacer.observe(first, 200, {})
-    tickets = [pacer.acquire() for _ in range(50)]
+    tickets = [await pacer.acquire() for _ in range(50)]
     assert len(set(tickets)) == 50
 
 
-def test_waiting_cursors_queue_behind_one_poller_and_all_leave_on_stop() -> None:
+async def test_waiting_cursors_queue_behind_one_poller_and_all_leave_on_stop() -> None:
     pacer = Pacer()
-    first = pacer.acquire()
+    first = await pacer.acquire()
     empty = {
         "x-ratelimit-limit": "2",
         "x-ratelimit-remaining": "0",
@@ -172,23 +171,21 @@ def test_waiting_cursors_queue_behind_one_poller_and_all_leave_on_stop() -> None
     pacer._try_acquire = counted  # type: ignore[method-assign]
     stopped: list[str] = []
 
-    def cursor(name: str) -> None:
+    async def cursor(name: str) -> None:
         try:
-            pacer.acquire()
+            await pacer.acquire()
         except PacerStopped:
             stopped.append(name)
 
-    threads = [threading.Thread(target=cursor, args=(f"c{i}",), daemon=True) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + 5
-    while pacer.waiting < 8 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    tasks = [asyncio.create_task(cursor(f"c{i}")) for i in range(8)]
+    for _ in range(100):  # each waits in turn: a few passes of the event loop
+        if pacer.waiting == 8:
+            break
+        await asyncio.sleep(0)
     assert pacer.saturated and pacer.waiting == 8
     assert polls <= 2, f"{polls} polls of an empty bucket by 8 waiting cursors"
     pacer.stop()
-    for thread in threads:
-        thread.join(timeout=5)
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
     assert sorted(stopped) == sorted(f"c{i}" for i in range(8))
     assert pacer.waiting == 0
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,14 +31,14 @@ class Searchable(FakeAuth0):
         super().__init__(records)
         self.searches: list[str | None] = []
 
-    def search(self, *, q: str | None = None, sort: str = "date:1", **_: Any) -> list[Any]:
+    async def search(self, *, q: str | None = None, sort: str = "date:1", **_: Any) -> list[Any]:
         self.searches.append(q)
         return [dict(self.records[10])]
 
 
-def start_of(source: FakeAuth0, **given: Any) -> tuple[StartPoint | None, list[str]]:
+async def start_of(source: FakeAuth0, **given: Any) -> tuple[StartPoint | None, list[str]]:
     notes: list[str] = []
-    point = find_start(
+    point = await find_start(
         source,
         from_date=given.get("from_date"),
         from_log_id=given.get("from_log_id"),
@@ -49,7 +50,7 @@ def start_of(source: FakeAuth0, **given: Any) -> tuple[StartPoint | None, list[s
 
 def test_no_start_given_means_the_oldest_log_emitted_first() -> None:
     records = make_tenant(500, T0, timedelta(days=1))
-    point, notes = start_of(FakeAuth0(records))
+    point, notes = asyncio.run(start_of(FakeAuth0(records)))
     assert point is not None
     assert point.start_after == point.lead == records[0]["log_id"]  # from is exclusive
     assert point.shaped and point.lower is None
@@ -59,7 +60,7 @@ def test_no_start_given_means_the_oldest_log_emitted_first() -> None:
 def test_from_date_becomes_an_id_a_margin_earlier_filtered_on_date() -> None:
     records = make_tenant(500, T0, timedelta(days=1))
     wanted = T0 + timedelta(hours=6)
-    point, notes = start_of(FakeAuth0(records), from_date=wanted)
+    point, notes = asyncio.run(start_of(FakeAuth0(records), from_date=wanted))
     assert point is not None and not notes
     assert point.start_after == synthesize(wanted - MARGIN) and point.lead is None
     assert point.lower == point.moment == wanted
@@ -67,17 +68,19 @@ def test_from_date_becomes_an_id_a_margin_earlier_filtered_on_date() -> None:
 
 def test_a_from_date_before_retention_starts_at_the_oldest_and_says_so() -> None:
     records = make_tenant(500, T0, timedelta(days=1))
-    point, notes = start_of(FakeAuth0(records, oldest_index=100), from_date=T0)
+    point, notes = asyncio.run(start_of(FakeAuth0(records, oldest_index=100), from_date=T0))
     assert point is not None and point.lead == records[100]["log_id"]
     assert "before the oldest log Auth0 still retains" in notes[0]
 
 
 def test_from_log_id_is_exclusive_and_an_aged_out_one_starts_at_the_oldest() -> None:
     records = make_tenant(500, T0, timedelta(days=1))
-    point, notes = start_of(FakeAuth0(records), from_log_id=records[42]["log_id"])
+    point, notes = asyncio.run(start_of(FakeAuth0(records), from_log_id=records[42]["log_id"]))
     assert point is not None and point.start_after == records[42]["log_id"]
     assert point.lead is None and not notes
-    point, notes = start_of(FakeAuth0(records, oldest_index=100), from_log_id=records[42]["log_id"])
+    point, notes = asyncio.run(
+        start_of(FakeAuth0(records, oldest_index=100), from_log_id=records[42]["log_id"])
+    )
     assert point is not None and point.lead == records[100]["log_id"]
     assert "older than the oldest log" in notes[0]
 
@@ -87,14 +90,14 @@ def test_ids_of_another_shape_find_the_start_by_search() -> None:
     for index, record in enumerate(records):
         record["log_id"] = f"{index:030d}"
     source = Searchable(records)
-    point, _ = start_of(source, from_date=T0 + timedelta(hours=6))
+    point, _ = asyncio.run(start_of(source, from_date=T0 + timedelta(hours=6)))
     assert point is not None and not point.shaped
     assert point.start_after == records[10]["log_id"]
     assert source.searches == [f"date:[* TO {iso(T0 + timedelta(hours=6) - MARGIN)}}}"]
 
 
 def test_an_empty_tenant_has_no_start() -> None:
-    assert start_of(FakeAuth0([]))[0] is None
+    assert asyncio.run(start_of(FakeAuth0([])))[0] is None
 
 
 def test_ranges_are_cut_at_log_ids_up_to_the_newest_log_and_share_the_run_dates() -> None:
@@ -147,7 +150,7 @@ def test_pages_are_estimated_from_the_oldest_and_newest_pages() -> None:
 
 def paged_after(source: FakeAuth0, log_id: str) -> list[str]:
     found: list[str] = []
-    while page := source.page_after(log_id):
+    while page := asyncio.run(source.page_after(log_id)):
         found += [record["log_id"] for record in page]
         log_id = page[-1]["log_id"]
     return found
@@ -156,7 +159,7 @@ def paged_after(source: FakeAuth0, log_id: str) -> list[str]:
 def test_the_oldest_page_gives_what_paging_after_its_lead_would_return_first() -> None:
     records = make_tenant(1_000, T0, timedelta(minutes=5))  # ids 0.02-5 s after their dates
     source = FakeAuth0(records)
-    page = source.oldest_page()  # by date: not the first hundred ids
+    page = asyncio.run(source.oldest_page())  # by date: not the first hundred ids
     assert [r["log_id"] for r in page] != [r["log_id"] for r in records[:100]]
     lead = min(r["log_id"] for r in page)
     searched = [r["log_id"] for r in searched_after(page, lead)]
@@ -167,13 +170,13 @@ def test_the_oldest_page_gives_what_paging_after_its_lead_would_return_first() -
 
 def test_a_page_short_of_full_holds_every_log_after_its_lead() -> None:
     records = make_tenant(40, T0, timedelta(minutes=1))
-    page = FakeAuth0(records).oldest_page()
+    page = asyncio.run(FakeAuth0(records).oldest_page())
     lead = min(r["log_id"] for r in page)
     assert [r["log_id"] for r in searched_after(page, lead)] == [r["log_id"] for r in records[1:]]
 
 
 def test_nothing_is_taken_from_a_page_it_cannot_vouch_for() -> None:
-    page = FakeAuth0(make_tenant(300, T0, timedelta(minutes=5))).oldest_page()
+    page = asyncio.run(FakeAuth0(make_tenant(300, T0, timedelta(minutes=5))).oldest_page())
     lead = min(r["log_id"] for r in page)
     undated = [dict(r) for r in page]
     undated[50]["date"] = None

@@ -3,6 +3,7 @@ end, a date end) and when it sends what it has (the first checkpoint's deadline)
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,13 +37,13 @@ class Outlet:
             return self.ends
         return self.item.end, self.item.end_id
 
-    def emit(self, range_id: int, batch: Batch) -> None:
+    async def emit(self, range_id: int, batch: Batch) -> None:
         self.batches.append(batch)
 
     def count(self, range_id: int, counts: ReadCounts, last_date: datetime | None) -> None:
         pass
 
-    def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None:
+    async def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None:
         raise AssertionError("not expected")
 
 
@@ -83,12 +84,12 @@ def test_a_range_ending_at_a_log_id_keeps_every_id_up_to_it_whatever_its_date() 
     late["date"] = iso(T0 + timedelta(hours=3, minutes=59, seconds=59))
     item = RangeState(id=0, start=None, end=None, start_after=records[0]["log_id"], end_id=cut)
     outlet = Outlet([0.0])
-    reader(item, records, outlet).read()
+    asyncio.run(reader(item, records, outlet).read())
     assert sent(outlet) == [r["log_id"] for r in records[1:] if r["log_id"] <= cut]
     assert outlet.batches[-1].completes_range  # it read past its end: every id up to it read
     following = RangeState(id=1, start=None, end=None, start_after=cut)
     outlet = Outlet([0.0])
-    reader(following, records, outlet).read()
+    asyncio.run(reader(following, records, outlet).read())
     assert late["log_id"] in sent(outlet)  # ... the next range sends it, once
 
 
@@ -98,7 +99,7 @@ def test_a_cut_while_reading_is_taken_with_the_next_page() -> None:
     outlet = Outlet([0.0])
     cut = synthesize(T0 + timedelta(hours=6))
     outlet.ends = (None, cut)  # a free cursor took everything after six hours
-    reader(item, records, outlet).read()
+    asyncio.run(reader(item, records, outlet).read())
     assert sent(outlet) == [r["log_id"] for r in records[1:] if r["log_id"] <= cut]
 
 
@@ -111,7 +112,7 @@ def test_caught_up_short_of_its_log_id_end_is_complete_once_that_end_is_past() -
             id=0, start=None, end=None, start_after=records[0]["log_id"], end_id=synthesize(end)
         )
         outlet = Outlet([0.0])
-        reader(item, records, outlet).read()
+        asyncio.run(reader(item, records, outlet).read())
         assert len(sent(outlet)) == 299
         assert outlet.batches[-1].completes_range is complete
 
@@ -120,7 +121,7 @@ def test_until_the_first_checkpoint_a_batch_is_sent_after_first_flush_seconds() 
     records = make_tenant(5_000, T0, timedelta(days=1))
     item = RangeState(id=0, start=None, end=None, start_after=records[0]["log_id"])
     outlet = Outlet([0.0], tick=0.5)  # a free plan's pace: a page every half second
-    reader(item, records, outlet).read()
+    asyncio.run(reader(item, records, outlet).read())
     # Every 10 s (20 pages) a batch, as no checkpoint is recorded in this stand-in.
     sizes = [batch.rows for batch in outlet.batches]
     assert sizes[:2] == [2_000, 2_000] and sum(sizes) == 4_999
@@ -130,11 +131,11 @@ def test_after_the_first_checkpoint_batches_wait_for_flush_seconds_or_max_rows()
     records = make_tenant(5_000, T0, timedelta(days=1))
     item = RangeState(id=0, start=None, end=None, start_after=records[0]["log_id"])
     outlet = Outlet([0.0], tick=0.5, checkpointed=True)
-    reader(item, records, outlet, flush_seconds=20.0).read()
+    asyncio.run(reader(item, records, outlet, flush_seconds=20.0).read())
     sizes = [batch.rows for batch in outlet.batches]
     assert sizes[0] == 4_000 and sum(sizes) == 4_999  # 40 pages = 20 s, not 10
     outlet = Outlet([0.0], tick=0.5, checkpointed=True)
-    reader(item, records, outlet, max_rows=1_500).read()
+    asyncio.run(reader(item, records, outlet, max_rows=1_500).read())
     assert [batch.rows for batch in outlet.batches][:3] == [1_500, 1_500, 1_500]
 
 
@@ -145,7 +146,7 @@ def test_the_logs_a_search_already_returned_are_read_without_asking_again() -> N
     searched = [dict(r) for r in records[1:91]]  # as newrun found them on the oldest page
     item = RangeState(id=0, start=None, end=None, start_after=lead["log_id"], lead=lead["log_id"])
     outlet = Outlet([0.0])
-    reader(item, source, outlet, known={lead["log_id"]: [lead, *searched]}).read()
+    asyncio.run(reader(item, source, outlet, known={lead["log_id"]: [lead, *searched]}).read())
     assert sent(outlet) == [r["log_id"] for r in records]  # each once, in id order
     assert source.requests == 10  # 909 logs after the searched ones: ten pages, none asked twice
 
@@ -158,6 +159,6 @@ def test_searched_logs_past_the_range_end_are_left_to_the_next_range() -> None:
         id=0, start=None, end=None, start_after=lead["log_id"], lead=lead["log_id"], end_id=cut
     )
     outlet = Outlet([0.0])
-    reader(item, source, outlet, known={lead["log_id"]: [lead, *records[1:91]]}).read()
+    asyncio.run(reader(item, source, outlet, known={lead["log_id"]: [lead, *records[1:91]]}).read())
     assert sent(outlet) == [r["log_id"] for r in records[:41]]
     assert outlet.batches[-1].completes_range and source.requests == 0

@@ -3,6 +3,7 @@ as refused, the run stopped; the next run skips it as asked, or tries it once mo
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections import Counter
 from datetime import timedelta
@@ -27,11 +28,11 @@ class Refusing(FakeTinybird):
         super().__init__(**options)  # type: ignore[arg-type]
         self.too_large = too_large
 
-    def append(self, batch: Batch) -> AppendResult:
+    async def append(self, batch: Batch) -> AppendResult:
         if self.too_large not in batch.log_ids():
-            return super().append(batch)
+            return await super().append(batch)
         rest = batch.without({self.too_large})
-        result = super().append(rest) if rest.rows else AppendResult()
+        result = await super().append(rest) if rest.rows else AppendResult()
         result.left_out.append(LeftOutRow(self.too_large, batch.min_date, "refused"))
         return result
 
@@ -53,14 +54,16 @@ def test_acknowledged_batches_after_a_refused_row_are_all_recorded() -> None:
     assert [entry.log_id for entry in current.refused] == [too_large]
 
     # The next run, told to skip it, sends the rest and nothing twice.
-    settle_refused(
-        current,
-        skip=frozenset({too_large}),
-        source=FakeAuth0(records),
-        sink=FakeTinybird(),
-        save=lambda state: None,
-        note=lambda text: None,
-        preview=False,
+    asyncio.run(
+        settle_refused(
+            current,
+            skip=frozenset({too_large}),
+            source=FakeAuth0(records),
+            sink=FakeTinybird(),
+            save=lambda state: None,
+            note=lambda text: None,
+            preview=False,
+        )
     )
     assert not current.refused and [entry.log_id for entry in current.skipped] == [too_large]
     rest = FakeTinybird()
@@ -81,14 +84,16 @@ def refused_state() -> tuple[RunState, list[dict[str, object]], str]:
 def test_a_refused_row_is_tried_once_more_first() -> None:
     current, records, log_id = refused_state()
     sink, saves, notes = FakeTinybird(), [], []
-    settle_refused(
-        current,
-        skip=frozenset(),
-        source=FakeAuth0(records),
-        sink=sink,
-        save=saves.append,
-        note=notes.append,
-        preview=False,
+    asyncio.run(
+        settle_refused(
+            current,
+            skip=frozenset(),
+            source=FakeAuth0(records),
+            sink=sink,
+            save=saves.append,
+            note=notes.append,
+            preview=False,
+        )
     )
     assert sent_ids(sink) == [log_id] and not current.refused and current.rows_sent == 1
     assert sum(current.ledger.values()) == 1 and saves and "accepted this time" in notes[0]
@@ -99,15 +104,17 @@ def test_a_refused_row_tried_again_has_its_personal_data_dropped_too() -> None:
     for record in records:
         record["user_name"] = "neo@example.com"
     sink = FakeTinybird()
-    settle_refused(
-        current,
-        skip=frozenset(),
-        source=FakeAuth0(records),
-        sink=sink,
-        save=lambda _: None,
-        note=lambda _: None,
-        preview=False,
-        pii_fields=frozenset({"email", "username"}),
+    asyncio.run(
+        settle_refused(
+            current,
+            skip=frozenset(),
+            source=FakeAuth0(records),
+            sink=sink,
+            save=lambda _: None,
+            note=lambda _: None,
+            preview=False,
+            pii_fields=frozenset({"email", "username"}),
+        )
     )
     (row,) = sink.rows
     assert row["log_id"] == log_id and row["data"]["user_name"] is None
@@ -119,14 +126,16 @@ def test_refused_again_stops_with_the_state_as_it_was() -> None:
     with pytest.raises(
         RowsRefusedError, match=f"1 log as too large \\(413\\), even alone: {log_id}\\."
     ) as refused:
-        settle_refused(
-            current,
-            skip=frozenset(),
-            source=FakeAuth0(records),
-            sink=Refusing(log_id),
-            save=lambda state: pytest.fail("saved"),
-            note=lambda text: None,
-            preview=False,
+        asyncio.run(
+            settle_refused(
+                current,
+                skip=frozenset(),
+                source=FakeAuth0(records),
+                sink=Refusing(log_id),
+                save=lambda state: pytest.fail("saved"),
+                note=lambda text: None,
+                preview=False,
+            )
         )
     assert refused.value.exit_code == 9
     assert current == before

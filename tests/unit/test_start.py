@@ -3,6 +3,7 @@ httpx.MockTransport, no threads, no sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import io
@@ -26,7 +27,8 @@ from backfill.http.client import HttpClient
 from backfill.http.retry import RetryPolicy
 from backfill.run.checkpoint import started_with
 from backfill.run.request import JobRequest, Notes
-from backfill.run.start import NdjsonWriter, NothingToDo, Plan, start
+from backfill.run.start import NdjsonWriter, NothingToDo, Plan
+from backfill.run.start import start as start_async
 from backfill.run.stopper import Stopper
 from backfill.state import file as state_file
 from backfill.state.model import RangeState, new_state
@@ -70,8 +72,13 @@ class StreamingAuth0(FakeAuth0):
         super().__init__(records)
         self.streams = streams
 
-    def search(self, **_: Any) -> list[dict[str, Any]]:
+    async def search(self, **_: Any) -> list[dict[str, Any]]:
         return []
+
+
+def start(request: JobRequest, service: Services, notes: Notes) -> Plan | NothingToDo:
+    """The mode's start, in an event loop of its own."""
+    return asyncio.run(start_async(request, service, notes))
 
 
 def services(
@@ -300,7 +307,7 @@ def test_as_many_ranges_as_cursors_keep_up_with_the_bucket(
     service = dataclasses.replace(
         services(tmp_path, auth0, FakeTinybirdApi()), pacer=Pacer(clock=lambda: moment[0])
     )
-    ticket = service.pacer.acquire()
+    ticket = asyncio.run(service.pacer.acquire())
     moment[0] += 0.3
     service.pacer.observe(
         ticket, 200, {"x-ratelimit-limit": str(bucket), "x-ratelimit-remaining": "1"}

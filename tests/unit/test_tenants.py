@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -76,17 +76,14 @@ def test_a_shard_needs_a_tenants_file() -> None:
 def test_no_more_tenants_run_at_once_than_tenants_in_flight(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    lock = threading.Lock()
     running: list[int] = [0]
     most: list[int] = [0]
 
-    def fake_run_job(request: JobRequest) -> Report:
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        time.sleep(0.02)
-        with lock:
-            running[0] -= 1
+    async def fake_run_job(request: JobRequest) -> Report:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await asyncio.sleep(0.02)
+        running[0] -= 1
         return Report.build(
             tenant=str(request.settings.tenant_name),
             datasource="auth0",
@@ -104,10 +101,10 @@ def test_no_more_tenants_run_at_once_than_tenants_in_flight(
         for index in range(20)
     ]
     before = threading.active_count()
-    reports = job.run_tenants(requests)
+    reports = asyncio.run(job.run_tenants(requests))
     assert [report.tenant for report in reports] == [f"t{index}" for index in range(20)]
     assert most[0] == settings.tenants_in_flight  # three at a time, never more
-    assert threading.active_count() == before
+    assert threading.active_count() == before  # tenants run as tasks: no thread each
 
 
 def test_tenants_stopped_before_their_turn_are_not_started(
@@ -116,7 +113,7 @@ def test_tenants_stopped_before_their_turn_are_not_started(
     started: list[str] = []
     stopper = Stopper()
 
-    def fake_run_job(request: JobRequest) -> Report:
+    async def fake_run_job(request: JobRequest) -> Report:
         started.append(str(request.settings.tenant_name))
         stopper.request(15)  # SIGTERM while the first tenant runs
         return Report.build(
@@ -132,7 +129,7 @@ def test_tenants_stopped_before_their_turn_are_not_started(
         JobRequest(settings=Settings(tenant_name=f"t{index}", tenants_in_flight=1), stopper=stopper)
         for index in range(4)
     ]
-    reports = job.run_tenants(requests)
+    reports = asyncio.run(job.run_tenants(requests))
     assert started == ["t0"]
     assert [report.outcome for report in reports] == ["interrupted"] * 4
     assert {report.exit_code for report in reports} == {143}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import random
@@ -20,9 +21,9 @@ from backfill.errors import (
 )
 from backfill.http.client import HttpClient
 from backfill.http.retry import RetryPolicy
-from backfill.records.batches import BatchBuilder, BatchLimits
+from backfill.records.batches import Batch, BatchBuilder, BatchLimits
 from backfill.records.envelope import serialize
-from backfill.tinybird.events import TinybirdEvents
+from backfill.tinybird.events import AppendResult, TinybirdEvents
 
 Handler = Callable[[httpx.Request], httpx.Response]
 DAY = "2026-11-01T00:00:00.000Z"
@@ -39,22 +40,43 @@ def batch(rows: int = 8):  # type: ignore[no-untyped-def]
     return builder.close("cursor", seq=0)
 
 
+class Blocking:
+    """The sink, each append run to its end in an event loop of its own."""
+
+    def __init__(self, events: TinybirdEvents) -> None:
+        self.events = events
+
+    def append(self, batch: Batch) -> AppendResult:
+        return asyncio.run(self.events.append(batch))
+
+
 def sink(
     handler: Handler,
     *,
     landed: Callable | None = None,  # type: ignore[type-arg]
     sleeps: list[float] | None = None,
     refuse_alone: bool = True,
-) -> TinybirdEvents:
+) -> Blocking:
     waits = sleeps if sleeps is not None else []
-    return TinybirdEvents(
-        host="https://api.tinybird.co",
-        token="p.secret",
-        datasource="auth0",
-        http=HttpClient(transport=httpx.MockTransport(handler)),
-        retry=RetryPolicy(max_attempts=4, sleep=waits.append, rng=random.Random(0)),
-        landed=landed,
-        refuse_alone=refuse_alone,
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def landed_now(current: Batch) -> set[str]:
+        assert landed is not None
+        found: set[str] = landed(current)
+        return found
+
+    return Blocking(
+        TinybirdEvents(
+            host="https://api.tinybird.co",
+            token="p.secret",
+            datasource="auth0",
+            http=HttpClient(transport=httpx.MockTransport(handler)),
+            retry=RetryPolicy(max_attempts=4, sleep=sleep, rng=random.Random(0)),
+            landed=landed_now if landed is not None else None,
+            refuse_alone=refuse_alone,
+        )
     )
 
 
