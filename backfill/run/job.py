@@ -82,17 +82,18 @@ async def run_job(request: JobRequest) -> Report:
     try:
         async with _services(request) as services:
             plan = await start(request, services, notes)
-            if isinstance(plan, Plan):
-                await _left_out(request, services, plan, notes)
             if isinstance(plan, NothingToDo):
                 outcome, exit_code = "nothing_to_do", 0
             else:
+                saver = state_file.Saver(settings.state) if plan.persist else None
+                await _left_out(request, services, plan, notes, saver)
                 progress = _progress(request, plan)
                 pipeline = Pipeline(
                     source=services.auth0,
                     sink=plan.sink,
                     state=plan.state,
-                    save=_saver(request, plan),
+                    save=saver.submit if saver else _unsaved,
+                    durable=saver.durable if saver else None,
                     options=plan.options,
                     stopper=request.stopper,
                     progress=progress,
@@ -100,7 +101,8 @@ async def run_job(request: JobRequest) -> Report:
                     already_in_tinybird=plan.already_in_tinybird,
                     known=plan.known,
                 )
-                outcome, exit_code = await _execute(request, plan, pipeline, progress), 0
+                outcome = await _execute(plan, pipeline, progress, saver)
+                exit_code = 0
     except BackfillError as failure:
         error, exit_code = str(failure), failure.exit_code
         outcome = "interrupted" if isinstance(failure, Interrupted) else "failed"
@@ -133,7 +135,13 @@ def _types_note(plan: Plan | NothingToDo | None) -> str | None:
     return plan.mirrored.describe_types()
 
 
-async def _left_out(request: JobRequest, services: Services, plan: Plan, notes: Notes) -> None:
+async def _left_out(
+    request: JobRequest,
+    services: Services,
+    plan: Plan,
+    notes: Notes,
+    saver: state_file.Saver | None,
+) -> None:
     """Logs Tinybird refused before: skipped as asked, or tried once more (``refused``); and the
     sink leaves out whatever ``--skip-log-id`` names."""
     skip = frozenset(request.skip_log_ids)
@@ -142,7 +150,7 @@ async def _left_out(request: JobRequest, services: Services, plan: Plan, notes: 
         skip=skip,
         source=services.auth0,
         sink=plan.sink,
-        save=_saver(request, plan),
+        save=saver.submit if saver else _unsaved,
         note=notes.add,
         preview=plan.dry_run,
         pii_fields=plan.options.pii_fields,
@@ -169,12 +177,8 @@ async def _services(request: JobRequest) -> AsyncIterator[Services]:
             yield services
 
 
-def _saver(request: JobRequest, plan: Plan) -> Callable[[RunState], None]:
-    def save(snapshot: RunState) -> None:
-        if plan.persist:
-            state_file.save(request.settings.state, snapshot)
-
-    return save
+def _unsaved(snapshot: RunState) -> None:
+    """No state file (a dry run, --resume-from-tinybird): nothing is kept."""
 
 
 def _progress(request: JobRequest, plan: Plan) -> ProgressReporter | None:
@@ -189,7 +193,10 @@ def _progress(request: JobRequest, plan: Plan) -> ProgressReporter | None:
 
 
 async def _execute(
-    request: JobRequest, plan: Plan, pipeline: Pipeline, progress: ProgressReporter | None
+    plan: Plan,
+    pipeline: Pipeline,
+    progress: ProgressReporter | None,
+    saver: state_file.Saver | None,
 ) -> str:
     """Run the pipeline; the outcome. The state records how the run ended, whatever happened."""
     if plan.dry_run:
@@ -215,7 +222,8 @@ async def _execute(
             "rows_sent": pipeline.counts.rows_sent,
             "version": __version__,
         }
-        if plan.persist:
+        if saver is not None:
+            saver.submit(current)
             with contextlib.suppress(StateError):  # the run's own error says more
-                state_file.save(request.settings.state, current)
+                await saver.durable()
     return outcome

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from backfill.auth0.log_ids import order_key, write_time
-from backfill.errors import Interrupted
+from backfill.errors import Interrupted, StateError
 from backfill.records.batches import Batch
 from backfill.run.commit import Committer, recover_pending
 from backfill.run.options import NoProgress, Progress, RunOptions, Sink
@@ -67,6 +67,7 @@ class Pipeline(Outlet):
         state: RunState,
         save: Callable[[RunState], None],
         options: RunOptions,
+        durable: Callable[[], Awaitable[None]] | None = None,
         stopper: Stopper,
         progress: Progress | None = None,
         landed_between: Callable[[PendingAppend], Awaitable[set[str]]] | None = None,
@@ -76,6 +77,7 @@ class Pipeline(Outlet):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
+        self._durable = durable  # what was saved so far is on disk (``state.file.Saver``)
         self._known = known or {}  # what a search already returned, by the lead's log_id
         self._source = source
         self._sink = sink
@@ -163,6 +165,9 @@ class Pipeline(Outlet):
             task.cancel()  # an append cut off may have landed: its batch stays pending
         self._state.running = bool(abandoned)
         self._save_state()
+        if self._durable is not None:
+            with contextlib.suppress(StateError):  # the run's own failure says more
+                await self._durable()
 
     def _put_sentinel(self) -> None:
         while True:
@@ -320,6 +325,12 @@ class Pipeline(Outlet):
         if not self._commits.register(batch):
             self._wake.set()
             return  # nothing to send: committed at once
+        if self._durable is not None:
+            try:
+                await self._durable()  # the batch is on disk as pending before it may be sent
+            except BaseException:
+                self._drop(batch)
+                raise
         self._add_sender()
         while True:
             if self._stopper.stopping:

@@ -11,6 +11,7 @@ operator decides), or skipped with ``--skip-log-id``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
@@ -154,12 +155,61 @@ def check_binding(
 
 
 def save(path: Path, state: RunState) -> None:
-    state.saved_at = round(time.time(), 3)
-    content = (json.dumps(state.to_json(), indent=1, sort_keys=False) + "\n").encode()
     try:
-        write_atomic(path, content)
+        write_atomic(path, snapshot(state))
     except OSError as error:
         raise unwritable(path, error) from None
+
+
+def snapshot(state: RunState) -> bytes:
+    """The state as the file holds it, stamped with when it was saved."""
+    state.saved_at = round(time.time(), 3)
+    return (json.dumps(state.to_json(), indent=1, sort_keys=False) + "\n").encode()
+
+
+class Saver:
+    """One state file, written off the event loop.
+
+    ``submit`` takes the state's bytes at once (the file will hold the state as it was then);
+    a worker thread writes and fsyncs the latest bytes submitted (an older snapshot not yet
+    written is skipped: only the latest matters); ``durable`` waits until everything submitted
+    so far is on disk, and raises the ``StateError`` of a write that failed. An fsync takes
+    milliseconds to tens of them: forty tenants saving in the loop would stall every one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._latest: bytes | None = None
+        self._submitted = 0
+        self._written = 0
+        self._failure: StateError | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._progress = asyncio.Event()
+
+    def submit(self, state: RunState) -> None:
+        self._latest = snapshot(state)
+        self._submitted += 1
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def durable(self) -> None:
+        wanted = self._submitted
+        while self._written < wanted and self._failure is None:
+            self._progress.clear()
+            await self._progress.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    async def _write(self) -> None:
+        while self._latest is not None and self._failure is None:
+            content, version, self._latest = self._latest, self._submitted, None
+            try:
+                await asyncio.to_thread(write_atomic, self.path, content)
+            except OSError as error:
+                self._failure = unwritable(self.path, error)
+            else:
+                self._written = version
+            self._progress.set()
 
 
 def unwritable(path: Path, error: OSError) -> StateError:
