@@ -120,7 +120,7 @@ async def open_services(
     on_stop: Callable[[Callable[[], None]], None],
 ) -> AsyncIterator[Services]:
     retry = retry_policy(settings, sleep)
-    pacer = Pacer()
+    pacer = Pacer(share=settings.rate_share)
     on_stop(pacer.stop)
     async with http_client(settings) as http:
         logs = auth0_logs(settings, http=http, retry=retry, pacer=pacer)

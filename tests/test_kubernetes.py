@@ -1,7 +1,8 @@
 """deploy/kubernetes/: every manifest is valid against the Kubernetes API's own schemas (the
 `kubernetes-validate` package ships them: no cluster, no network), strictly (an unknown or
-misspelled field fails), and each CronJob keeps the job's promises: one run at a time, a grace
-period longer than the job's own, the image's user, secrets only by reference."""
+misspelled field fails), and each keeps the job's promises: one run (or one follower) at a time,
+a grace period longer than the job's own, the image's user, secrets only by reference, and for
+the follow Deployment, a freshness probe and its metrics port."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from backfill.config.parse import duration
 from backfill.config.settings import SECRET_VARIABLES, Settings
 from backfill.config.tenants import resolve_tenants
 
@@ -21,7 +23,8 @@ MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
 # The oldest Kubernetes these manifests are for (CronJob timeZone, podFailurePolicy), and the
 # newest the package has schemas of.
 VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
-SHUTDOWN_GRACE = Settings().shutdown_grace
+SHUTDOWN_GRACE = Settings().shutdown_grace(follow=False)
+FOLLOW_GRACE = Settings().shutdown_grace(follow=True)
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
@@ -45,9 +48,14 @@ def cronjob(file: str) -> dict[str, Any]:
     return found
 
 
-def pod(job: dict[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return spec
+def pod(workload: dict[str, Any]) -> dict[str, Any]:
+    """The pod spec of a CronJob or of a Deployment."""
+    spec = workload["spec"]
+    template = (
+        spec["jobTemplate"]["spec"]["template"] if "jobTemplate" in spec else spec["template"]
+    )
+    found: dict[str, Any] = template["spec"]
+    return found
 
 
 def container(job: dict[str, Any]) -> dict[str, Any]:
@@ -83,8 +91,10 @@ def test_the_manifests_are_there() -> None:
         "cronjob.yaml",
         "cronjob-resume-from-tinybird.yaml",
         "cronjob-tenants-indexed.yaml",
+        "deployment-follow.yaml",
     }
     assert len(of_kind("CronJob")) == 3
+    assert len(of_kind("Deployment")) == 1
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -107,6 +117,18 @@ def test_the_validator_catches_a_broken_manifest(breakage: str) -> None:
         kubernetes_validate.validate(doc, VERSIONS[-1], strict=True)
 
 
+def assert_runs_as_the_image_and_keeps_secrets_out(workload: dict[str, Any]) -> None:
+    security = pod(workload)["securityContext"]
+    assert security["runAsNonRoot"] is True and security["runAsUser"] == dockerfile_user()
+    main = container(workload)
+    assert main["args"][0] == "run"
+    assert main["securityContext"]["allowPrivilegeEscalation"] is False
+    # A secret is never written in a manifest: from a Secret, or a file mounted from one.
+    for name, item in env(workload).items():
+        secret = name in SECRET_VARIABLES or name in {"AUTH0_CLIENT_ID"}
+        assert not secret or "secretKeyRef" in item.get("valueFrom", {}), name
+
+
 @pytest.mark.parametrize(
     "file", ["cronjob.yaml", "cronjob-resume-from-tinybird.yaml", "cronjob-tenants-indexed.yaml"]
 )
@@ -116,15 +138,8 @@ def test_each_cronjob_keeps_the_jobs_promises(file: str) -> None:
     spec = pod(job)
     assert spec["restartPolicy"] == "Never"
     assert spec["terminationGracePeriodSeconds"] > SHUTDOWN_GRACE + 10
-    security = spec["securityContext"]
-    assert security["runAsNonRoot"] is True and security["runAsUser"] == dockerfile_user()
+    assert_runs_as_the_image_and_keeps_secrets_out(job)
     main = container(job)
-    assert main["args"][0] == "run"
-    assert main["securityContext"]["allowPrivilegeEscalation"] is False
-    # A secret is never written in a manifest: from a Secret, or a file mounted from one.
-    for name, item in env(job).items():
-        secret = name in SECRET_VARIABLES or name in {"AUTH0_CLIENT_ID"}
-        assert not secret or "secretKeyRef" in item.get("valueFrom", {}), name
     # Failing for good on the exit codes that a retry cannot change.
     (fail,) = [
         rule
@@ -133,6 +148,36 @@ def test_each_cronjob_keeps_the_jobs_promises(file: str) -> None:
     ]
     assert fail["onExitCodes"]["containerName"] == main["name"]
     assert set(fail["onExitCodes"]["values"]) == {2, 3, 4, 5, 6, 8, 9}
+
+
+def test_the_follow_deployment_never_overlaps_drains_and_probes_freshness() -> None:
+    (follow,) = of_kind("Deployment", "deployment-follow.yaml")
+    assert follow["spec"]["replicas"] == 1
+    assert follow["spec"]["strategy"] == {"type": "Recreate"}  # never two followers at once
+    assert_runs_as_the_image_and_keeps_secrets_out(follow)
+    spec = pod(follow)
+    assert spec["terminationGracePeriodSeconds"] > FOLLOW_GRACE + 10
+    main = container(follow)
+    args = main["args"]
+    assert args[:2] == ["run", "--follow"]
+    # The metrics port the job serves is the one the pod exposes and announces.
+    port = int(args[args.index("--metrics-port") + 1])
+    assert [item["containerPort"] for item in main["ports"]] == [port]
+    assert follow["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    # The probe is `status --max-lag` with a duration the command accepts, on readiness (a
+    # liveness probe would restart a first backfill that is not caught up yet).
+    assert "livenessProbe" not in main
+    probe = main["readinessProbe"]["exec"]["command"]
+    assert probe[:3] == ["auth0-backfill", "status", "--max-lag"]
+    assert duration(probe[3], "--max-lag").total_seconds() >= 5 * 60
+    # Its checkpoint on a claim of its own, where AUTH0_BACKFILL_STATE says.
+    volumes = mounts(follow)
+    (directory,) = [
+        path for path in volumes if under(env(follow)["AUTH0_BACKFILL_STATE"]["value"], path)
+    ]
+    claim = volumes[directory]["persistentVolumeClaim"]["claimName"]
+    (pvc,) = [doc for doc in of_kind("PersistentVolumeClaim", "deployment-follow.yaml")]
+    assert pvc["metadata"]["name"] == claim and pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
 def test_the_secret_example_holds_placeholders_only() -> None:

@@ -10,6 +10,11 @@ learning its refill from a bucket of two costs a tenth of its pace for the first
 which is all of a small tenant's run, so it starts from the documented 2/s (``_DOCUMENTED_REFILL``)
 until a window or a 429 rules that out. A request leaves only when the estimate holds a token
 beyond a small reserve, so the steady state draws no 429.
+
+A share (``--rate-share``, below 1) leaves the rest of the limit to the tenant's own
+applications, which spend the same bucket: a request leaves only when the bucket holds, beyond
+it, the others' part of its size ((1 - share) x size tokens), and no faster than the share of
+the refill (a bucket of its own, share x size deep, refilled at share x rate).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class Pacer:
         wall: Callable[[], float] = time.time,
         reserve: int = 1,
         safety: float = 0.98,
+        share: float = 1.0,
     ) -> None:
         self._clock = clock
         self._wall = wall
@@ -89,6 +95,9 @@ class Pacer:
         self._learned = False  # a window has measured the refill: the opening burst is over
         self._anchored = False  # the estimate rests on an answer (before: one probe at a time)
         self._documented: float | None = None  # the refill Auth0 documents, until ruled out
+        self._share = share
+        self._allowance: float | None = None  # our part of the bucket, with a share below 1
+        self._allowance_at = clock()
         self.throttled = 0  # 429s, for the summary
         self.waiting = 0  # callers blocked right now: the limit, not the cursors, sets the pace
 
@@ -164,6 +173,7 @@ class Pacer:
         trip = self._round_trip
         if self._unlimited or rate is None or trip is None:
             return most
+        rate *= self._share
         return max(1, min(most, math.ceil(rate * trip * _SPARE_CURSORS)))
 
     # -- the model --------------------------------------------------
@@ -181,11 +191,21 @@ class Pacer:
                 return None, 0.05
             return self._issue(now), 0.0
         self._refill(now)
-        needed = 1.0 + (self._reserve if self._limit > self._reserve + 1 else 0)
+        reserve = max(
+            self._reserve if self._limit > self._reserve + 1 else 0,
+            (1.0 - self._share) * self._limit,  # the tenant's own applications' part
+        )
+        needed = 1.0 + reserve
         if self._tokens >= needed:
+            ours = self._our_part(now)
+            if ours > 0:
+                self._held_at = now
+                return None, ours
             if self._tokens < needed + 1.0:
                 self._held_at = now  # the last token there is: the limit sets the pace
             self._tokens -= 1.0
+            if self._allowance is not None:
+                self._allowance -= 1.0
             return self._issue(now), 0.0
         if self._rate:
             return None, (needed - self._tokens) / (self._rate * self._safety)
@@ -196,6 +216,18 @@ class Pacer:
         if now >= self._reset_at:
             return self._issue(now), 0.0
         return None, self._reset_at - now
+
+    def _our_part(self, now: float) -> float:
+        """Seconds before the share lets another request leave; 0 now (always, without one)."""
+        if self._share >= 1.0 or self._limit is None:
+            return 0.0
+        size = max(1.0, self._share * self._limit)
+        refill = self._share * (self._rate or float(self._limit)) * self._safety
+        if self._allowance is None:
+            self._allowance = size
+        self._allowance = min(size, self._allowance + refill * (now - self._allowance_at))
+        self._allowance_at = now
+        return 0.0 if self._allowance >= 1.0 else (1.0 - self._allowance) / refill
 
     def _issue(self, now: float) -> int:
         ticket = self._next_seq

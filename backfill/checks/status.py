@@ -6,6 +6,7 @@ from typing import Any
 
 from backfill.config.settings import Settings
 from backfill.state.model import RunState
+from backfill.timeutil import humanize, parse_record_date, utcnow
 
 SHOWN = 5  # refused or skipped logs listed one a line; the rest counted
 
@@ -43,7 +44,15 @@ def status_summary(settings: Settings, current: RunState) -> dict[str, Any]:
         "refused": [entry.__dict__ for entry in current.refused],
         "skipped": [entry.__dict__ for entry in current.skipped],
         "last_run": current.last_run,
+        "caught_up_through": current.caught_up_through,
+        "lag_seconds": _lag(current.caught_up_through),
     }
+
+
+def _lag(caught_up_through: str | None) -> float | None:
+    """Seconds from when everything was read and acknowledged to now."""
+    moment = parse_record_date(caught_up_through)
+    return max((utcnow() - moment).total_seconds(), 0.0) if moment else None
 
 
 def render_status(summary: dict[str, Any]) -> str:
@@ -67,6 +76,12 @@ def render_status(summary: dict[str, Any]) -> str:
         + (" + an open tail (until caught up)" if summary["open_tail"] else ""),
         f"Last run:        {last.get('started_at', '-')} -> {last.get('finished_at', '-')}, "
         f"{last.get('outcome', '-')}, {last.get('rows_sent', 0):,} rows",
+        "Caught up:       "
+        + (
+            f"through {summary['caught_up_through']} ({humanize(summary['lag_seconds'])} ago)"
+            if summary["caught_up_through"]
+            else "not yet (the run has not reached the end of its logs)"
+        ),
     ]
     if summary["pii"]:
         lines.append(f"PII:             {summary['pii']}")

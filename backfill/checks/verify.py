@@ -136,7 +136,7 @@ async def verify_state(
             return await verify(
                 query, state, from_date=settings.from_date, until_date=settings.until_date
             )
-        logs = auth0_logs(settings, http=http, retry=retry, pacer=Pacer())
+        logs = auth0_logs(settings, http=http, retry=retry, pacer=Pacer(share=settings.rate_share))
         low, high = _window(settings, state, by)
         recorded = state.started_with.get("mirror") if state is not None else None
         listed = None

@@ -29,6 +29,7 @@ from backfill.config.tenants import parse_shard, resolve_tenants
 from backfill.errors import ConfigError
 from backfill.run.command import RunCommand
 from backfill.run.job import Report, Runner, run_requests
+from backfill.run.metrics import Metrics
 from backfill.run.stopper import Stopper, on_signals
 from backfill.state import file as state_file
 
@@ -113,6 +114,36 @@ log = logging.getLogger("backfill.cli")
     "A tenant's part depends only on its name: N processes given K = 0 to N-1 process each "
     "tenant exactly once.",
 )
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Once caught up, keep reading new logs, a poll every --poll-interval, until SIGTERM or "
+    "SIGINT (then exit 0).",
+)
+@click.option(
+    "--poll-interval",
+    type=float,
+    metavar="SECONDS",
+    help="With --follow: seconds between polls (default 30; a poll is one request when idle).",
+)
+@click.option(
+    "--rate-share",
+    type=float,
+    metavar="FRACTION",
+    help="Use at most this share of the tenant's Management API rate limit, burst included "
+    "(default 1); the rest is left to the tenant's own applications.",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    metavar="PORT",
+    help="With --follow: serve Prometheus metrics at :PORT/metrics.",
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write Prometheus metrics to this file when the run ends (a node_exporter textfile).",
+)
 @json_option
 @quiet_option
 @log_format_option
@@ -140,14 +171,26 @@ def run(runner: Runner | None, /, **options: Any) -> None:
             finish([], as_json=command.as_json, single=False)
         logsetup.configure(log_format=everyone[0].log_format, quiet=command.quiet)
         single = command.check_tenants(everyone)
+        first = everyone[0]
+        if first.metrics_file:
+            Metrics.check_writable(first.metrics_file)
+        metrics = Metrics() if first.metrics_port or first.metrics_file else None
+        if metrics is not None and first.metrics_port:
+            metrics.serve(first.metrics_port)
 
         async def every_tenant() -> list[Report]:
             stoppers = [Stopper() for _ in everyone]
             with on_signals(stoppers), _output(command.output) as stream:
-                requests = command.job_requests(everyone, stoppers, stream, single=single)
+                requests = command.job_requests(
+                    everyone, stoppers, stream, single=single, metrics=metrics
+                )
                 return await runner(requests, single)
 
-        reports = asyncio.run(every_tenant())
+        try:
+            reports = asyncio.run(every_tenant())
+        finally:
+            if metrics is not None and first.metrics_file:
+                metrics.write(first.metrics_file)
         # A dry run to stdout keeps stdout pure NDJSON: its summary goes to stderr.
         to_stderr = command.dry_run and command.output is None
         finish(reports, as_json=command.as_json, single=single, to_stderr=to_stderr)

@@ -5,9 +5,10 @@ flag, a variable, a key of the settings file), and names that place in its error
 from __future__ import annotations
 
 import ipaddress
+import re
 import urllib.parse
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,51 @@ def seconds(*, zero_allowed: bool) -> Callable[[Any, str], float]:
 
 positive_float = seconds(zero_allowed=False)
 non_negative_float = seconds(zero_allowed=True)
+
+
+def share(value: Any, where: str) -> float:
+    """A fraction from 0.01 to 1 (``0.5``: half); below a hundredth a free tenant would wait
+    minutes between two requests."""
+    _not_boolean(value, where, "a fraction")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{where} must be a fraction such as 0.5, not {given(value)}.") from None
+    if not 0.01 <= number <= 1:
+        raise ConfigError(
+            f"{where} must be from 0.01 to 1 (the share of the rate limit), not {given(value)}."
+        )
+    return number
+
+
+def port(value: Any, where: str) -> int:
+    number = positive_int(value, where)
+    if number > 65535:
+        raise ConfigError(f"{where} must be a TCP port, 1 to 65535, not {given(number)}.")
+    return number
+
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd])", re.ASCII)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LONGEST = timedelta(days=3650)  # a lag beyond ten years is a typo, and beyond timedelta's range
+
+
+def duration(value: Any, where: str) -> timedelta:
+    """``15m``, ``2h``, ``1h30m``, ``90s``, ``1d`` or plain seconds (``900``)."""
+    text = str(value).strip().lower().replace(" ", "")
+    if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", text, re.ASCII):
+        parts = [(text, "s")]
+    else:
+        parts = _DURATION.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) not in {text, text + "s"}:
+        raise ConfigError(
+            f"{where} {given(value)} is not a duration.",
+            hint="Write it like 15m, 2h, 1h30m, 90s or 1d.",
+        )
+    seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    if seconds > _LONGEST.total_seconds():
+        raise ConfigError(f"{where} {given(value)} is longer than ten years.")
+    return timedelta(seconds=seconds)
 
 
 def when(value: Any, where: str) -> datetime:

@@ -26,6 +26,7 @@ from backfill.tinybird.region import choose_host
 DEFAULT_TINYBIRD_HOST = "https://api.tinybird.co"
 DEFAULT_DATASOURCE = "auth0"
 DEFAULT_STATE = "auth0-backfill-state.json"
+RUN_GRACE, FOLLOW_GRACE = 30.0, 8.0  # seconds appends in flight may finish after a stop
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class Settings:
         "auth0", "client_id", parse.nonempty, env="AUTH0_CLIENT_ID"
     )
     auth0_audience: str | None = _setting("auth0", "audience", parse.nonempty, env="AUTH0_AUDIENCE")
+    # The share of the tenant's Management API rate limit the job may take (burst included);
+    # the rest is left to the tenant's own applications (``auth0.pacer``).
+    rate_share: float = _setting("auth0", "rate_share", parse.share, 1.0)
     tinybird_host: str = _setting(
         "tinybird", "host", parse.base_url, DEFAULT_TINYBIRD_HOST, env="TINYBIRD_HOST"
     )
@@ -97,7 +101,14 @@ class Settings:
     late_margin_seconds: float = _setting("run", "late_margin_seconds", parse.positive_float, 60.0)
     log_format: str = _setting("run", "log_format", parse.choice("text", "json"), "text")
     progress_interval: float = _setting("run", "progress_interval", parse.positive_float, 30.0)
-    shutdown_grace: float = _setting("run", "shutdown_grace_seconds", parse.positive_float, 30.0)
+    # How long appends in flight may finish after SIGINT/SIGTERM; unset: 30 s, 8 s with
+    # --follow (a service is stopped within a supervisor's grace, Kubernetes' 30 s by default).
+    shutdown_grace_seconds: float | None = _setting(
+        "run", "shutdown_grace_seconds", parse.positive_float
+    )
+    poll_interval: float = _setting("run", "poll_interval", parse.positive_float, 30.0)
+    metrics_port: int | None = _setting("run", "metrics_port", parse.port)
+    metrics_file: Path | None = _setting("run", "metrics_file", parse.file_path)
     resume_settle: float = _setting("run", "resume_settle_seconds", parse.non_negative_float, 5.0)
     max_rows: int = _setting("batch", "max_rows", parse.whole(10_000_000), 10_000)
     max_bytes: int = _setting("batch", "max_bytes", parse.whole(1 << 30), 8 * 1024 * 1024)
@@ -120,6 +131,12 @@ class Settings:
     tinybird_host_configured: str | None = None
     tinybird_host_reason: str = "the default"
     tinybird_host_warning: str | None = None
+
+    def shutdown_grace(self, *, follow: bool) -> float:
+        """Seconds appends in flight may finish after a stop (``shutdown_grace_seconds``)."""
+        if self.shutdown_grace_seconds is not None:
+            return self.shutdown_grace_seconds
+        return FOLLOW_GRACE if follow else RUN_GRACE
 
     @property
     def auth0_domain(self) -> str:
@@ -265,6 +282,7 @@ TENANT_KEYS = frozenset(
         "tinybird_host",
         "datasource",
         "state",
+        "rate_share",
     }
 )
 

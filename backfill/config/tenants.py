@@ -12,7 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from backfill.config.parse import datasource_name, file_path, nonempty, normalize_base_url
+from backfill.config.parse import (
+    datasource_name,
+    file_path,
+    nonempty,
+    normalize_base_url,
+    share,
+)
 from backfill.config.secrets import read_secret
 from backfill.config.settings import Settings, load_toml, resolve, tinybird_host_choice
 from backfill.errors import ConfigError, given
@@ -61,12 +67,14 @@ def resolve_tenants(
     *,
     only: tuple[str, ...] = (),
     shard: Shard | None = None,
+    secrets: bool = True,
 ) -> list[Settings]:
     """One Settings per tenant of a ``[[tenants]]`` file, or the single one otherwise.
 
     Shared sections ([run], [batch] ...) and flags apply to every tenant; each tenant names its
     domain, data source, state file, and the environment variables that hold its secrets.
-    ``only``: these tenants (``--tenant``); ``shard``: those of its part (``--shard``).
+    ``only``: these tenants (``--tenant``); ``shard``: those of its part (``--shard``);
+    ``secrets=False``: none read (``status`` reads state files only, wherever it runs).
     """
     base = resolve(flags, env, config_path)
     document = load_toml(config_path) if config_path else {}
@@ -88,7 +96,7 @@ def resolve_tenants(
         for name, tenant in named
         if (not only or tenant.get("name") in only) and (shard is None or shard.holds(name))
     ]
-    resolved = [_tenant(base, tenant, env, name) for name, tenant in chosen]
+    resolved = [_tenant(base, tenant, env, name, secrets) for name, tenant in chosen]
     _check_distinct(resolved)
     return resolved
 
@@ -98,7 +106,7 @@ def _name(tenant: Mapping[str, Any], index: int) -> str:
 
 
 def _tenant(
-    base: Settings, tenant: Mapping[str, Any], env: Mapping[str, str], name: str
+    base: Settings, tenant: Mapping[str, Any], env: Mapping[str, str], name: str, secrets: bool
 ) -> Settings:
     where = f"[[tenants]] {name}"
     if "domain" not in tenant:
@@ -108,7 +116,7 @@ def _tenant(
 
     def secret(key: str, default_variable: str | None) -> str | None:
         variable = tenant.get(key, default_variable)
-        if variable is None:
+        if variable is None or not secrets:
             return None
         value = read_secret(env, nonempty(variable, f"{where} {key}"))
         if value is None and key in tenant:
@@ -119,7 +127,7 @@ def _tenant(
     if "client_id_env" in tenant:
         variable = nonempty(tenant["client_id_env"], f"{where} client_id_env")
         client_id = env.get(variable)
-        if not client_id:
+        if not client_id and secrets:
             raise ConfigError(f"{where}: client_id_env names ${variable}, which is not set.")
     datasource = datasource_name(str(tenant.get("datasource", base.datasource)))
     host = tenant.get("tinybird_host")
@@ -133,9 +141,11 @@ def _tenant(
     host_choice = tinybird_host_choice(
         configured, {"tinybird_token": token, "tinybird_read_token": read_token}
     )
+    rate = tenant.get("rate_share")
     return replace(
         base,
         tenant_name=name,
+        rate_share=share(rate, f"{where} rate_share") if rate is not None else base.rate_share,
         auth0_base_url=base_url,
         auth0_client_id=client_id,
         auth0_audience=tenant.get("audience") or f"{base_url}/api/v2/",

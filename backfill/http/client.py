@@ -21,6 +21,7 @@ import functools
 import json
 import socket
 import ssl
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -38,6 +39,7 @@ class HttpClient(httpx.AsyncClient):
 
     def __init__(self, *, whole_seconds: float = 30.0, **options: Any) -> None:
         self._answered: set[str] = set()
+        self.answers: Counter[str] = Counter()  # answers by origin, for the metrics
         options.setdefault("event_hooks", {}).setdefault("response", []).append(self._note)
         options.setdefault("verify", trusted())
         super().__init__(**options)
@@ -94,7 +96,9 @@ class HttpClient(httpx.AsyncClient):
         return _origin(url) in self._answered
 
     async def _note(self, response: httpx.Response) -> None:
-        self._answered.add(_origin(response.request.url))
+        origin = _origin(response.request.url)
+        self._answered.add(origin)
+        self.answers[origin] += 1
 
 
 @contextlib.asynccontextmanager
@@ -142,6 +146,11 @@ def unreachable_reason(error: BaseException) -> str | None:
         if "Connection refused" in text:
             return f"the connection was refused ({text})"
     return None
+
+
+def origin(base_url: str) -> str:
+    """``scheme://host:port`` of a base URL, as ``answers`` keys it."""
+    return _origin(httpx.URL(base_url))
 
 
 def _origin(url: httpx.URL) -> str:

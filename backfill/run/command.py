@@ -12,6 +12,7 @@ from typing import IO, Any
 from backfill.config.parse import log_id
 from backfill.config.settings import Settings
 from backfill.errors import UsageError
+from backfill.run.metrics import Metrics
 from backfill.run.request import JobRequest
 from backfill.run.stopper import Stopper
 
@@ -41,6 +42,11 @@ class RunCommand:
     as_json: bool = False
     quiet: bool = False
     log_format: str | None = None
+    follow: bool = False
+    poll_interval: float | None = None
+    rate_share: float | None = None
+    metrics_port: int | None = None
+    metrics_file: Path | None = None
 
     def check(self) -> None:
         """Refuse flags that do not go together, each pair with the reason (``UsageError``:
@@ -64,7 +70,27 @@ class RunCommand:
                 "--resume-from-tinybird keeps no checkpoint to restart and sends for real: not "
                 "with --restart or --dry-run."
             )
+        if self.follow:
+            self._check_follow()
+        elif self.poll_interval is not None or self.metrics_port is not None:
+            flag = "--poll-interval" if self.poll_interval is not None else "--metrics-port"
+            raise UsageError(f"{flag} goes with --follow (--metrics-file is for a run).")
         self.skipped()  # each --skip-log-id is a log_id
+
+    def _check_follow(self) -> None:
+        """--follow goes on for good from a state file: nothing that ends it, or keeps none."""
+        for given, flag, why in (
+            (self.until_date, "--until-date", "it goes on as logs come: an end would stop it"),
+            (self.until_stream_start, "--until-stream-start", "it would end where a stream begins"),
+            (self.dry_run, "--dry-run", "it sends as logs come"),
+            (
+                self.resume_from_tinybird,
+                "--resume-from-tinybird",
+                "it keeps its place in a state file",
+            ),
+        ):
+            if given:
+                raise UsageError(f"--follow is not for {flag}: {why}.")
 
     def skipped(self) -> tuple[str, ...]:
         return tuple(log_id(value, "--skip-log-id") for value in self.skip_log_ids)
@@ -81,6 +107,10 @@ class RunCommand:
             "concurrency": self.concurrency,
             "log_format": self.log_format,
             "pii": self.pii,
+            "poll_interval": self.poll_interval,
+            "rate_share": self.rate_share,
+            "metrics_port": self.metrics_port,
+            "metrics_file": str(self.metrics_file) if self.metrics_file else None,
         }
 
     def check_tenants(self, everyone: list[Settings]) -> bool:
@@ -98,6 +128,7 @@ class RunCommand:
         output: IO[bytes] | None,
         *,
         single: bool,
+        metrics: Metrics | None = None,
     ) -> list[JobRequest]:
         skipped = self.skipped()
         return [
@@ -115,6 +146,8 @@ class RunCommand:
                 skip_existing=self.skip_existing,
                 allow_duplicates=self.allow_duplicates,
                 skip_log_ids=skipped,
+                follow=self.follow,
+                metrics=metrics,
             )
             for settings, stopper in zip(everyone, stoppers, strict=True)
         ]

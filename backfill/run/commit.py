@@ -118,7 +118,9 @@ class Committer:
 
     def _apply(self, order: _ReadOrder, batch: Batch, result: AppendResult) -> None:
         item = next(item for item in self.state.ranges if item.id == batch.range_id)
-        if batch.cursor_after is not None:
+        if batch.cursor_after is not None and (
+            item.cursor is None or order_key(batch.cursor_after) >= order_key(item.cursor)
+        ):  # a range read again from behind its cursor (following) never moves it back
             item.cursor = batch.cursor_after
             item.cursor_date = batch.cursor_date
         acknowledged = Acknowledged(

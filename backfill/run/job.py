@@ -9,19 +9,23 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
 from backfill import __version__, logsetup
 from backfill.clients import Services, open_services
-from backfill.errors import BackfillError, Interrupted, StateError
+from backfill.errors import BackfillError, Interrupted, RetriesExhaustedError, StateError
+from backfill.http.client import origin
+from backfill.run.follow import Follower, RecentIds, caught_up, pause_after
+from backfill.run.metrics import TenantFigures
 from backfill.run.pipeline import Pipeline
 from backfill.run.progress import Coverage, ProgressReporter
 from backfill.run.refused import LeaveOut, settle_refused
-from backfill.run.report import Counts, Report
+from backfill.run.report import Report
 from backfill.run.request import JobRequest, Notes
 from backfill.run.start import NothingToDo, Plan, start
 from backfill.state import file as state_file
 from backfill.state.model import RunState
-from backfill.timeutil import iso, utcnow
+from backfill.timeutil import humanize, iso, parse_record_date, utcnow
 
 log = logging.getLogger("backfill.job")
 
@@ -33,6 +37,30 @@ Runner = Callable[[list[JobRequest], bool], Awaitable[list[Report]]]
 async def run_requests(requests: list[JobRequest], single: bool) -> list[Report]:
     """What ``run`` does with its requests (tests of the command line give it another)."""
     return [await run_job(requests[0])] if single else await run_tenants(requests)
+
+
+class Turn:
+    """A tenant's turn among the ``tenants_in_flight`` that read at once: held while it reads
+    its history, handed on once it is caught up, since a follow's polls are light (else a
+    follow of more tenants than that would never start the others)."""
+
+    def __init__(self, gate: asyncio.Semaphore | None = None) -> None:
+        self._gate = gate
+        self._held = False
+
+    async def __aenter__(self) -> Turn:
+        if self._gate is not None:
+            await self._gate.acquire()
+            self._held = True
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.hand_on()
+
+    def hand_on(self) -> None:
+        if self._held and self._gate is not None:
+            self._held = False
+            self._gate.release()
 
 
 async def run_tenants(requests: list[JobRequest]) -> list[Report]:
@@ -49,11 +77,11 @@ async def run_tenants(requests: list[JobRequest]) -> list[Report]:
     async def one(request: JobRequest) -> Report:
         settings = request.settings
         logsetup.set_tenant(settings.tenant_name)
-        async with in_flight:
+        async with Turn(in_flight) as turn:
             try:
                 if request.stopper.signum is not None:  # stopped before its turn: not started
                     raise Interrupted(request.stopper.signum)
-                return await run_job(request)
+                return await run_job(request, turn)
             except BackfillError as error:  # settings problems found late (a missing secret)
                 return Report.build(
                     tenant=settings.tenant_name or str(settings.auth0_base_url),
@@ -67,7 +95,7 @@ async def run_tenants(requests: list[JobRequest]) -> list[Report]:
     return list(await asyncio.gather(*(one(request) for request in requests)))
 
 
-async def run_job(request: JobRequest) -> Report:
+async def run_job(request: JobRequest, turn: Turn | None = None) -> Report:
     settings = request.settings
     settings.require(tinybird=not request.dry_run)
     started = time.monotonic()
@@ -77,36 +105,28 @@ async def run_job(request: JobRequest) -> Report:
         notes.add(settings.tinybird_host_warning)
     services: Services | None = None
     plan: Plan | NothingToDo | None = None
-    pipeline: Pipeline | None = None
+    figures = _figures(request)
     outcome, exit_code, error = "failed", 1, None
     try:
         async with _services(request) as services:
-            plan = await start(request, services, notes)
+            figures.services = services
+            turn = turn or Turn()
+            plan = await _start(request, services, notes, turn)
             if isinstance(plan, NothingToDo):
                 outcome, exit_code = "nothing_to_do", 0
             else:
-                saver = state_file.Saver(settings.state) if plan.persist else None
-                await _left_out(request, services, plan, notes, saver)
-                progress = _progress(request, plan)
-                pipeline = Pipeline(
-                    source=services.auth0,
-                    sink=plan.sink,
-                    state=plan.state,
-                    save=saver.submit if saver else _unsaved,
-                    durable=saver.durable if saver else None,
-                    options=plan.options,
-                    stopper=request.stopper,
-                    progress=progress,
-                    landed_between=plan.landed_between,
-                    already_in_tinybird=plan.already_in_tinybird,
-                    known=plan.known,
-                )
-                outcome = await _execute(plan, pipeline, progress, saver)
+                outcome = await _backfill(request, services, plan, notes, figures, turn)
                 exit_code = 0
+    except Interrupted as stop:
+        if request.follow:  # how a supervisor stops a service: a clean stop, exit 0
+            outcome, exit_code = "stopped", 0
+        else:
+            error, exit_code, outcome = str(stop), stop.exit_code, "interrupted"
+            log.error("interrupted exit_code=%d: %s", stop.exit_code, stop)
     except BackfillError as failure:
-        error, exit_code = str(failure), failure.exit_code
-        outcome = "interrupted" if isinstance(failure, Interrupted) else "failed"
-        log.error("%s exit_code=%d: %s", outcome, failure.exit_code, failure)
+        error, exit_code, outcome = str(failure), failure.exit_code, "failed"
+        log.error("failed exit_code=%d: %s", failure.exit_code, failure)
+    figures.last_poll = time.time()
     state = plan.state if isinstance(plan, Plan) else None
     return Report.build(
         tenant=settings.tenant_name or settings.auth0_domain,
@@ -115,7 +135,7 @@ async def run_job(request: JobRequest) -> Report:
         outcome=outcome,
         exit_code=exit_code,
         error=error,
-        counts=pipeline.counts if pipeline else Counts(),
+        counts=figures.counts(),
         state=state,
         retries=services.retry.retries if services else 0,
         rate_limited=services.pacer.throttled if services else 0,
@@ -127,6 +147,105 @@ async def run_job(request: JobRequest) -> Report:
         query_api_calls=plan.query.calls if isinstance(plan, Plan) and plan.query else 0,
         skip_existing=request.skip_existing,
     )
+
+
+async def _start(
+    request: JobRequest, services: Services, notes: Notes, turn: Turn
+) -> Plan | NothingToDo:
+    """The run's start. Following, again until it can: a tenant that has no logs yet, every
+    poll until it has; an outage of either service, after a pause that grows (each time its
+    turn handed on)."""
+    failures = 0
+    while True:
+        try:
+            plan = await start(request, services, notes)
+        except RetriesExhaustedError as error:
+            if not request.follow:
+                raise
+            failures += 1
+            pause = pause_after(request.settings.poll_interval, failures)
+            log.warning(
+                "follow start_failed failures=%d next_in=%s reason=%r",
+                failures,
+                humanize(pause),
+                str(error),
+            )
+        else:
+            if not (request.follow and isinstance(plan, NothingToDo)):
+                return plan
+            pause = request.settings.poll_interval
+        turn.hand_on()
+        if await request.stopper.wait(pause):
+            raise Interrupted(request.stopper.signum or 15)
+
+
+async def _backfill(
+    request: JobRequest,
+    services: Services,
+    plan: Plan,
+    notes: Notes,
+    figures: TenantFigures,
+    turn: Turn,
+) -> str:
+    """The history, then (``--follow``) the new logs as they come; the outcome."""
+    settings = request.settings
+    saver = state_file.Saver(settings.state) if plan.persist else None
+    figures.state = plan.state
+    figures.caught_up_through = parse_record_date(plan.state.caught_up_through)
+    await _left_out(request, services, plan, notes, saver)
+    recent = RecentIds(timedelta(seconds=settings.late_margin_seconds))
+    progress = _progress(request, plan)
+    pipeline = Pipeline(
+        source=services.auth0,
+        sink=plan.sink,
+        state=plan.state,
+        save=saver.submit if saver else _unsaved,
+        durable=saver.durable if saver else None,
+        options=plan.options,
+        # Following, the history is a step: its failure (an outage) ends it, not the follow.
+        stopper=request.stopper.child() if request.follow else request.stopper,
+        progress=progress,
+        landed_between=plan.landed_between,
+        already_in_tinybird=plan.already_in_tinybird,
+        known=plan.known,
+        acknowledged=recent.note if request.follow else None,
+    )
+    figures.pipeline = pipeline
+    try:
+        outcome = await _execute(plan, pipeline, progress, saver, figures)
+    except RetriesExhaustedError as error:
+        if not request.follow:
+            raise
+        # An outage during the history ends a poll, not the follow: the polls read on from
+        # the checkpoint, every range left included.
+        figures.failures += 1
+        log.warning(
+            "follow history_failed reason=%r next_in=%s",
+            str(error),
+            humanize(settings.poll_interval),
+        )
+        outcome = "paused"
+    if not request.follow or outcome not in {"caught_up", "paused"}:
+        return outcome
+    if outcome == "caught_up":
+        log.info(
+            "follow caught_up=yes caught_up_through=%s poll_interval=%s",
+            plan.state.caught_up_through,
+            humanize(settings.poll_interval),
+        )
+    turn.hand_on()
+    follower = Follower(request, services, plan, saver, figures, recent, notes)
+    return await follower.run()
+
+
+def _figures(request: JobRequest) -> TenantFigures:
+    """The tenant's live figures, in the process's metrics when there are any."""
+    settings = request.settings
+    name = settings.tenant_name or (settings.auth0_domain if settings.auth0_base_url else "-")
+    figures = request.metrics.figures.tenant(name) if request.metrics else TenantFigures(name)
+    figures.auth0_origin = origin(settings.auth0_base_url) if settings.auth0_base_url else ""
+    figures.tinybird_origin = origin(settings.tinybird_host)
+    return figures
 
 
 def _types_note(plan: Plan | NothingToDo | None) -> str | None:
@@ -197,6 +316,7 @@ async def _execute(
     pipeline: Pipeline,
     progress: ProgressReporter | None,
     saver: state_file.Saver | None,
+    figures: TenantFigures,
 ) -> str:
     """Run the pipeline; the outcome. The state records how the run ended, whatever happened."""
     if plan.dry_run:
@@ -209,17 +329,20 @@ async def _execute(
         await pipeline.run()
         bounded = all(item.bounded for item in current.ranges)
         outcome = "reached_until" if current.finished() and bounded else "caught_up"
+        caught_up(current, pipeline)
+        figures.caught_up_through = parse_record_date(current.caught_up_through)
     except Interrupted:
         outcome = "interrupted"
         raise
     finally:
         if progress is not None:
             progress.close()
+        figures.pipeline_done()
         current.last_run = {
             "started_at": run_started,
             "finished_at": iso(utcnow()),
             "outcome": outcome,
-            "rows_sent": pipeline.counts.rows_sent,
+            "rows_sent": figures.rows(),
             "version": __version__,
         }
         if saver is not None:

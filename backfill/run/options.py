@@ -58,6 +58,8 @@ class RunOptions:
     cursors_needed: Callable[[int], int] = lambda most: most
     saturated: Callable[[], bool] = lambda: False  # the rate limit holds requests back now
     horizon: datetime | None = None  # where the newest log was at planning (else: now)
+    rewind: timedelta | None = None  # following: an open range re-read this far behind
+    rewind_floor: str | None = None  # ... but not before this log_id (another process's)
 
     def reading(self) -> ReadOptions:
         return ReadOptions(
@@ -70,4 +72,6 @@ class RunOptions:
             restart_from_oldest=self.restart_from_oldest,
             pii_fields=self.pii_fields,
             oldest=self.oldest,
+            rewind=self.rewind,
+            rewind_floor=self.rewind_floor,
         )

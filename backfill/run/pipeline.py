@@ -72,6 +72,8 @@ class Pipeline(Outlet):
         progress: Progress | None = None,
         landed_between: Callable[[PendingAppend], Awaitable[set[str]]] | None = None,
         already_in_tinybird: set[str] | None = None,
+        acknowledged: Callable[[Batch], None] | None = None,
+        reread: set[str] | None = None,
         known: dict[str, list[Record]] | None = None,
         now: Callable[[], datetime] = utcnow,
         clock: Callable[[], float] = time.monotonic,
@@ -101,6 +103,9 @@ class Pipeline(Outlet):
         # stream delivered). Shared by every range: after a re-split, another range than the
         # one that sent them reads them.
         self._already_in_tinybird: set[str] = set(already_in_tinybird or ())
+        self._acknowledged = acknowledged  # told of each batch Tinybird acknowledged
+        self._reread = reread or set()  # following: sent already, read again from behind
+        self.caught_up_at: datetime | None = None  # when the open range was last read to its end
         self.counts = Counts()
         self._commits = Committer(state, save, self.counts, stop=stopper.fail)
 
@@ -238,6 +243,7 @@ class Pipeline(Outlet):
             outlet=self,
             options=self._reading,
             already_in_tinybird=self._already_in_tinybird,
+            reread=self._reread,
             clock=self._clock,
             now=self._now,
             known=self._known,
@@ -313,6 +319,9 @@ class Pipeline(Outlet):
             self.counts.unknown_types[code] = self.counts.unknown_types.get(code, 0) + seen
         self._progress.advance(range_id, last_date, counts.read)
 
+    def caught_up(self, range_id: int, asked_at: datetime) -> None:
+        self.caught_up_at = asked_at
+
     async def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None:
         """After --restart-from-oldest: the range continues at the oldest retained log, once
         every batch read before the jump is committed (the jump is itself in the commit order)."""
@@ -373,6 +382,8 @@ class Pipeline(Outlet):
                 self._drop(batch, sent=True)
                 continue
             self._commits.acknowledge(batch, result)
+            if self._acknowledged is not None:
+                self._acknowledged(batch)
             self._wake.set()
 
     def _drop(self, batch: Batch, *, sent: bool = False) -> None:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from backfill.auth0.event_types import is_known
-from backfill.auth0.log_ids import order_key, write_time
+from backfill.auth0.log_ids import order_key, synthesize, write_time
 from backfill.errors import Auth0RequestError
 from backfill.records.batches import Batch, BatchBuilder, BatchLimits
 from backfill.records.envelope import serialize, to_envelope
@@ -70,6 +70,10 @@ class Outlet(Protocol):
 
     def count(self, range_id: int, counts: ReadCounts, last_date: datetime | None) -> None: ...
 
+    def caught_up(self, range_id: int, asked_at: datetime) -> None:
+        """An open range read to its end: every log written before ``asked_at`` was read."""
+        ...
+
 
 class Stopping(Exception):
     """Raised inside the run's tasks once it is stopping."""
@@ -86,6 +90,10 @@ class ReadOptions:
     restart_from_oldest: bool
     pii_fields: frozenset[str] | None = None  # values dropped before sending (--pii drop)
     oldest: Record | None = None  # the oldest log Auth0 held at start (--restart-from-oldest)
+    # Following: an open range is read again from this far behind its cursor, for logs made
+    # visible after newer ones (what this process sent then is skipped: ``reread``).
+    rewind: timedelta | None = None
+    rewind_floor: str | None = None  # ... never before this log_id
 
 
 class RangeReader:
@@ -99,6 +107,7 @@ class RangeReader:
         outlet: Outlet,
         options: ReadOptions,
         already_in_tinybird: Container[str],
+        reread: Container[str] = frozenset(),
         clock: Callable[[], float],
         now: Callable[[], datetime],
         known: Mapping[str, list[Record]] | None = None,
@@ -111,6 +120,7 @@ class RangeReader:
         self.outlet = outlet
         self.options = options
         self.already_in_tinybird = already_in_tinybird
+        self.reread = reread  # sent already, read again behind the cursor: skipped, not counted
         self.clock = clock
         self.now = now
         # Dates are compared as canonical stamps (timeutil.stamp): strings, cheap per record.
@@ -138,7 +148,7 @@ class RangeReader:
             await self.hand_over()
             if done:
                 return
-        position: str | None = self.last_consumed or item.position
+        position: str | None = self.last_consumed or self.rewound(item.position)
         oldest = self.options.oldest
         if position is not None and oldest is not None and aged_out(item, oldest):
             # Found before paging (Auth0 need not answer 400 to an aged-out checkpoint).
@@ -146,6 +156,7 @@ class RangeReader:
         while position is not None:
             if self.outlet.stopping:
                 raise Stopping
+            asked_at = self.now()
             try:
                 page = await self.source.page_after(position, self.options.take)
             except Auth0RequestError as error:
@@ -154,7 +165,19 @@ class RangeReader:
                 position = await self.expired(position, error)
                 continue
             position = self.read_page(page, position)
+            if position is None and len(page) < self.options.take and not item.bounded:
+                self.outlet.caught_up(item.id, asked_at)
             await self.hand_over()
+
+    def rewound(self, position: str) -> str:
+        """Where an open range is read from: its cursor, or (following) a while before it."""
+        rewind, item = self.options.rewind, self.item
+        written = write_time(position)
+        if rewind is None or item.bounded or written is None:
+            return position
+        earlier = synthesize(written - rewind)
+        floor = self.options.rewind_floor or item.start_after
+        return max(earlier, item.start_after, floor, key=order_key)
 
     async def hand_over(self) -> None:
         """The batches cut while consuming, to the pipeline, in the order they were cut."""
@@ -253,6 +276,8 @@ class RangeReader:
             if not is_known(code):  # never left out silently: counted by code
                 unknown = self.counts.unknown_types
                 unknown[str(code)] = unknown.get(str(code), 0) + 1
+        elif log_id in self.reread:
+            pass  # this process sent it (following, an open range is read from behind)
         elif log_id in self.already_in_tinybird:
             self.builder.count_already_in_tinybird(date)
         else:

@@ -34,6 +34,23 @@ class Counts:
         self.already_in_tinybird += acknowledged.already_in_tinybird
         self.batches += acknowledged.batches
 
+    def __iadd__(self, other: Counts) -> Counts:
+        """Another pipeline's counts (a follow's polls) added to these."""
+        for name in (
+            "records_read",
+            "rows_sent",
+            "batches",
+            "quarantined_rows",
+            "already_in_tinybird",
+            "filtered",
+            "outside_range",
+            "undated",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for code, seen in other.unknown_types.items():
+            self.unknown_types[code] = self.unknown_types.get(code, 0) + seen
+        return self
+
 
 OUTCOMES = {
     "caught_up": "caught up",
@@ -41,6 +58,7 @@ OUTCOMES = {
     "nothing_to_do": "nothing to do",
     "dry_run": "dry run",
     "interrupted": "interrupted",
+    "stopped": "stopped following",
 }
 
 

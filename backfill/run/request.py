@@ -11,6 +11,7 @@ from typing import IO, Any
 from backfill.config.settings import Settings
 from backfill.errors import bounded
 from backfill.records.batches import BatchLimits
+from backfill.run.metrics import Metrics
 from backfill.run.mirror import Mirror
 from backfill.run.options import RunOptions
 from backfill.run.stopper import Stopper
@@ -35,6 +36,8 @@ class JobRequest:
     skip_existing: bool = False  # send only what the data source (or its quarantine) lacks
     allow_duplicates: bool = False  # a new checkpoint over rows already there: send anyway
     skip_log_ids: tuple[str, ...] = ()  # --skip-log-id: logs to leave out knowingly
+    follow: bool = False  # once caught up, keep reading new logs (``run.follow``)
+    metrics: Metrics | None = None  # the process's figures, when a monitor reads them
 
 
 class Notes(list[str]):
@@ -71,7 +74,7 @@ def run_options(
         pii_fields=mirrored.pii_fields or None,
         oldest=oldest,
         restart_from_oldest=request.restart_from_oldest,
-        shutdown_grace=settings.shutdown_grace,
+        shutdown_grace=settings.shutdown_grace(follow=request.follow),
         resume_settle=settings.resume_settle,
         flush_seconds=settings.flush_seconds,
         first_flush_seconds=settings.first_flush_seconds,

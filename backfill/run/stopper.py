@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 
 from backfill.auth0.pacer import PacerStopped
@@ -23,6 +24,7 @@ class Stopper:
         self.signum: int | None = None
         self.error: BaseException | None = None
         self._hooks: list[Callable[[], None]] = []
+        self._children: weakref.WeakSet[Stopper] = weakref.WeakSet()
 
     @property
     def stopping(self) -> bool:
@@ -48,6 +50,23 @@ class Stopper:
             self._event.set()
             for hook in self._hooks:
                 hook()
+            for step in list(self._children):
+                step._follow(self)
+
+    def child(self) -> Stopper:
+        """A stopper for one step of a longer run (a poll of ``--follow``): it stops when this
+        one does (a signal, its failure), but its own failure stops only the step."""
+        step = Stopper()
+        self._children.add(step)  # weakly: a finished step is forgotten
+        if self.stopping:
+            step._follow(self)
+        return step
+
+    def _follow(self, parent: Stopper) -> None:
+        if parent.signum is not None:
+            self.request(parent.signum)
+        else:
+            self._trip()
 
     async def sleep(self, seconds: float) -> None:
         """A sleep that ends early, by raising, when the run stops (retry backoff uses it)."""

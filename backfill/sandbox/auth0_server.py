@@ -9,6 +9,11 @@ errors (401 expired/invalid, 403 missing scope) and the plan's token bucket with
 Tokens: the audience is the Management API's identifier, `https://{domain}/api/v2/` (Auth0's
 docs; auth0-python's `ManagementClient` and `TokenProvider` default to it). The sandbox answers
 plain http, so `http://{host:port}/api/v2/` is taken as well; any other audience is a 403.
+
+Late visibility (`POST /__sandbox/append` with `"late_seconds"`): the first log appended stays
+invisible for that long after the newer ones appear, although its log_id comes before theirs, as
+a log can in a store fed by several writers. Auth0 does not document whether this happens; a
+reader that follows new logs must not lose such a log (docs/sandbox.md).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -114,6 +119,7 @@ class Auth0Emulator(Service):
         self._rendered: list[bytes] = []
         self._span_lock = threading.Lock()
         self._page_span: tuple[float, float] | None = None
+        self._late: dict[int, int] = {}  # index -> when it becomes visible (us): ``late_seconds``
 
     def page_span(self) -> tuple[float, float] | None:
         """When the first checkpoint page was asked for and the last one answered
@@ -128,7 +134,7 @@ class Auth0Emulator(Service):
         log. Logs appended later are built when served."""
         self._rendered = [json_body(self.tenant.record(index)) for index in range(len(self.tenant))]
 
-    def _page_body(self, indices: range) -> bytes:
+    def _page_body(self, indices: Sequence[int]) -> bytes:
         rendered = self._rendered
         self.counters.add("records_served", len(indices))
         return (
@@ -139,6 +145,23 @@ class Auth0Emulator(Service):
             )
             + b"]"
         )
+
+    def _hidden(self, now: int) -> set[int]:
+        """Indices appended with ``late_seconds`` that are not visible yet."""
+        return {index for index, shown_at in self._late.items() if shown_at > now}
+
+    def _shown(self, candidates: range, take: int, now: int) -> list[int]:
+        """Up to ``take`` indices of ``candidates``, in log_id order, without the hidden ones."""
+        hidden = self._hidden(now)
+        if not hidden:
+            return list(candidates[:take])
+        shown: list[int] = []
+        for index in candidates:
+            if index not in hidden:
+                shown.append(index)
+                if len(shown) == take:
+                    break
+        return shown
 
     @property
     def settings(self) -> Auth0Settings:
@@ -289,7 +312,7 @@ class Auth0Emulator(Service):
             )
         visible = self.tenant.visible(now, days)
         start = self.tenant.first_after_id(checkpoint, visible)
-        page = range(start, min(start + take, visible.stop))
+        page = self._shown(range(start, visible.stop), take, now)
         last = self.tenant.log_id(page[-1]) if page else checkpoint
         next_url = f"{self.base_url}/api/v2/logs?{urlencode({'from': last, 'take': take})}"
         answered = time.monotonic()
@@ -337,7 +360,8 @@ class Auth0Emulator(Service):
             count_total=with_totals,
         )
         pick = _field_picker(request.param("fields"), _flag(request.param("include_fields"), True))
-        logs = [pick(self.tenant.record(index)) for index in result.indices]
+        hidden = self._hidden(now_us())
+        logs = [pick(self.tenant.record(index)) for index in result.indices if index not in hidden]
         self.counters.add("records_served", len(logs))
         if not with_totals:
             return Response(200, json_body(logs))
@@ -354,7 +378,7 @@ class Auth0Emulator(Service):
 
     def _one_log(self, log_id: str) -> Response:
         index = self.tenant.find(log_id, self.visible_now())
-        if index is None:
+        if index is None or index in self._hidden(now_us()):
             return auth0_error(404, "Not Found", "Log not found", "inexistent_log")
         return json_response(200, self.tenant.record(index))
 
@@ -443,7 +467,15 @@ class Auth0Emulator(Service):
                 self.tenant.extra_categories[code] = check_category(str(category))
         elif category is not None:
             raise ValueError('"category" needs "type"')
+        late = float(payload.get("late_seconds", 0))
+        if late and count < 2:
+            raise ValueError(
+                '"late_seconds" needs a "count" of 2 or more: newer logs to hide behind'
+            )
         added = self.tenant.append(count, until_us, code)
+        if late:
+            newest = self.tenant.write_us(added.stop - 1)
+            self._late[added.start] = max(newest, now_us()) + int(late * 1_000_000)
         answer: dict[str, Any] = {"count": len(added)}
         if added:
             answer["first_log_id"] = self.tenant.log_id(added.start)

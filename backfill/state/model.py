@@ -132,6 +132,9 @@ class RunState:
     running: bool = False  # True while a run holds it: still True after a crash
     saved_at: float = 0.0  # UNIX time of the last save: when its run was last known alive
     last_run: dict[str, Any] = field(default_factory=dict)
+    # Up to when every log was read and acknowledged (``status --max-lag``, the lag metric):
+    # set when a run or a follow's poll reads its open range to the end, a bounded run its end.
+    caught_up_through: str | None = None
 
     def add(self, acknowledged: Acknowledged, days: dict[str, int]) -> None:
         self.rows_sent += acknowledged.rows

@@ -39,6 +39,7 @@ class Harness:
     sandbox: Sandbox
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
+    started: list[subprocess.Popen[str]] = field(default_factory=list)  # killed after the test
 
     @property
     def state(self) -> Path:
@@ -72,7 +73,7 @@ class Harness:
         return Result(done.returncode, done.stdout, done.stderr)
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             self.command(*args),
             env=self.environment(env),
             cwd=self.workdir,
@@ -80,6 +81,18 @@ class Harness:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.started.append(process)
+        return process
+
+    def close(self) -> None:
+        """Whatever the test left running (it failed before stopping it: a follow never ends)."""
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=30)
+            for pipe in (process.stdin, process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
 
     # -- the sandbox's control plane ----------------------------------------------------------
 
@@ -158,19 +171,20 @@ def assert_exactly(
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Any]:
     """``harness(**SandboxConfig fields)`` starts a sandbox; all are closed after the test."""
-    opened: list[Sandbox] = []
+    opened: list[Harness] = []
 
     def make(**config: Any) -> Harness:
         config.setdefault("record_raw", True)
         sandbox = Sandbox(SandboxConfig(**config))
-        opened.append(sandbox)
-        workdir = tmp_path / f"run{len(opened)}"
+        workdir = tmp_path / f"run{len(opened) + 1}"
         workdir.mkdir()
-        return Harness(sandbox, workdir)
+        opened.append(Harness(sandbox, workdir))
+        return opened[-1]
 
     yield make
-    for sandbox in opened:
-        sandbox.close()
+    for made in opened:
+        made.close()
+        made.sandbox.close()
 
 
 def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.05) -> None:

@@ -50,14 +50,17 @@ def simulate(
     warmup: float = 30.0,
     neighbour: float = 0.0,
     loaded: bool = False,
+    share: float = 1.0,
+    refused: list[int] | None = None,
 ) -> tuple[float, float]:
     """(accepted requests/s after warm-up, share of 429s). ``skewed``: the server counts each
     request anywhere in its round trip, not in the middle (so answers arrive out of order).
     ``neighbour``: another client of the tenant spends this many tokens a second. ``loaded``: a
-    busy machine, where one request in five leaves up to half a second late."""
+    busy machine, where one request in five leaves up to half a second late. ``share``: the
+    pacer's share of the limit; the neighbour's 429s are counted in ``refused``."""
     rng = random.Random(seed)
     clock = [0.0]
-    pacer = Pacer(clock=lambda: clock[0], wall=lambda: clock[0])
+    pacer = Pacer(clock=lambda: clock[0], wall=lambda: clock[0], share=share)
     bucket = Bucket(size, rate)
     events: list[tuple[float, int, str, int, int]] = []  # time, order, kind, worker, ticket
     order = 0
@@ -91,7 +94,9 @@ def simulate(
         elif kind == "arrive":
             pending[ticket] = bucket.answer(now)
         elif kind == "neighbour":
-            bucket.answer(now)
+            status, _ = bucket.answer(now)
+            if refused is not None and status == 429:
+                refused.append(1)
             heapq.heappush(events, (now + 1 / neighbour, order, "neighbour", -1, -1))
             order += 1
         else:
@@ -229,3 +234,33 @@ def test_another_client_of_the_tenant_leaves_the_rest_of_the_bucket_to_us() -> N
     achieved, throttled_share = simulate(50, 16.0, seconds=120.0, neighbour=4.0)
     assert achieved == pytest.approx(12.0, abs=0.2)
     assert throttled_share <= 0.001
+
+
+@pytest.mark.parametrize(
+    ("plan", "size", "rate", "neighbour"),
+    [("free", 2, 2.0, 0.5), ("professional", 10, 100 / 60, 0.4), ("enterprise", 50, 16.0, 6.0)],
+)
+def test_a_share_leaves_the_rest_of_the_limit_to_the_tenants_applications(
+    plan: str, size: int, rate: float, neighbour: float
+) -> None:
+    """--rate-share 0.5 on a tenant whose own application calls the Management API all along:
+    the application meets no 429, and the job takes at most its half. On the free plan, whose
+    refill Auth0 documents, the job keeps most of its half; elsewhere the refill is learned
+    from what the others leave, so the half is of that (less than half the ceiling)."""
+    for seed in range(3):
+        refused: list[int] = []
+        achieved, throttled_share = simulate(
+            size, rate, seconds=120.0, seed=seed, neighbour=neighbour, share=0.5, refused=refused
+        )
+        assert not refused, f"{plan}, seed {seed}: the application got {len(refused)} 429s"
+        assert throttled_share == 0
+        assert achieved <= 0.5 * rate * 1.01, f"{plan}: {achieved:.2f} req/s, more than half"
+        least = 0.8 * rate / 2 if plan == "free" else 0.5 * (rate - neighbour) * 0.6
+        assert achieved >= least, f"{plan}: {achieved:.2f} req/s"
+
+
+def test_without_a_share_the_same_application_is_refused() -> None:
+    # The figure the share improves on: the job alone paces at the whole limit.
+    refused: list[int] = []
+    simulate(2, 2.0, seconds=120.0, neighbour=0.5, refused=refused)
+    assert refused

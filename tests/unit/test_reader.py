@@ -43,6 +43,9 @@ class Outlet:
     def count(self, range_id: int, counts: ReadCounts, last_date: datetime | None) -> None:
         pass
 
+    def caught_up(self, range_id: int, asked_at: datetime) -> None:
+        self.caught_up_at = asked_at
+
     async def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None:
         raise AssertionError("not expected")
 

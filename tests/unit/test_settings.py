@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from backfill.auth0.event_types import type_filter
-from backfill.config.parse import normalize_base_url
+from backfill.config.parse import duration, normalize_base_url, share
 from backfill.config.settings import resolve
 from backfill.config.tenants import resolve_tenants
 from backfill.errors import ConfigError
@@ -287,3 +287,41 @@ def test_each_tenant_takes_the_host_its_own_token_names(tmp_path: Path) -> None:
     eu, us = resolve_tenants({}, env, config)
     assert eu.tinybird_host == "https://api.tinybird.co"
     assert us.tinybird_host == "https://api.us-east.tinybird.co"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("15m", 900), ("2h", 7200), ("1h30m", 5400), ("90s", 90), ("1d", 86400), ("900", 900),
+     ("0.5", 0.5), (" 2H ", 7200)],
+)  # fmt: skip
+def test_durations(text: str, seconds: float) -> None:
+    assert duration(text, "--max-lag").total_seconds() == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "not a duration"), ("-5m", "not a duration"), ("soon", "not a duration"),
+     ("1.5.5m", "not a duration"), ("nan", "not a duration"), ("\u0661\u0665m", "not a duration"),
+     ("5m3", "not a duration"), ("9" * 30, "longer than ten years"),
+     ("99999999999d", "longer than ten years")],
+)  # fmt: skip
+def test_what_is_not_a_duration_is_named(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        duration(text, "--max-lag")
+
+
+@pytest.mark.parametrize("value", ["0", "0.001", "1.5", "nan", "inf", "-0.5", "half", True])
+def test_a_rate_share_is_a_fraction_from_a_hundredth_to_one(value: object) -> None:
+    with pytest.raises(ConfigError, match="rate_share"):
+        share(value, "[auth0] rate_share")
+
+
+def test_a_tenants_rate_share_beats_the_shared_one(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        "[auth0]\nrate_share = 0.5\n"
+        "[[tenants]]\nname = 'a'\ndomain = 'a.us.auth0.com'\nrate_share = 0.25\n"
+        "[[tenants]]\nname = 'b'\ndomain = 'b.us.auth0.com'\n",
+    )
+    shares = [item.rate_share for item in resolve_tenants({}, ENV, config)]
+    assert shares == [0.25, 0.5]

@@ -79,7 +79,7 @@ def test_no_more_tenants_run_at_once_than_tenants_in_flight(
     running: list[int] = [0]
     most: list[int] = [0]
 
-    async def fake_run_job(request: JobRequest) -> Report:
+    async def fake_run_job(request: JobRequest, turn: job.Turn | None = None) -> Report:
         running[0] += 1
         most[0] = max(most[0], running[0])
         await asyncio.sleep(0.02)
@@ -113,7 +113,7 @@ def test_tenants_stopped_before_their_turn_are_not_started(
     started: list[str] = []
     stopper = Stopper()
 
-    async def fake_run_job(request: JobRequest) -> Report:
+    async def fake_run_job(request: JobRequest, turn: job.Turn | None = None) -> Report:
         started.append(str(request.settings.tenant_name))
         stopper.request(15)  # SIGTERM while the first tenant runs
         return Report.build(
@@ -133,3 +133,39 @@ def test_tenants_stopped_before_their_turn_are_not_started(
     assert started == ["t0"]
     assert [report.outcome for report in reports] == ["interrupted"] * 4
     assert {report.exit_code for report in reports} == {143}
+
+
+def test_a_caught_up_follow_hands_its_turn_on_so_every_tenant_is_followed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A follow never ends: with one tenant in flight, the others start only because each
+    hands its turn on once its history is in."""
+    started: list[str] = []
+    everyone_in = asyncio.Event()
+
+    async def fake_run_job(request: JobRequest, turn: job.Turn | None = None) -> Report:
+        started.append(str(request.settings.tenant_name))
+        assert turn is not None
+        turn.hand_on()  # caught up: the polls follow
+        turn.hand_on()  # twice is once
+        if len(started) == 4:
+            everyone_in.set()
+        await everyone_in.wait()
+        return Report.build(
+            tenant=str(request.settings.tenant_name),
+            datasource="auth0",
+            state_path="s",
+            outcome="stopped",
+            exit_code=0,
+        )
+
+    monkeypatch.setattr(job, "run_job", fake_run_job)
+    requests = [
+        JobRequest(
+            settings=Settings(tenant_name=f"t{index}", tenants_in_flight=1), stopper=Stopper()
+        )
+        for index in range(4)
+    ]
+    reports = asyncio.run(asyncio.wait_for(job.run_tenants(requests), timeout=10))
+    assert started == ["t0", "t1", "t2", "t3"]
+    assert [report.outcome for report in reports] == ["stopped"] * 4
