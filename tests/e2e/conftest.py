@@ -110,6 +110,12 @@ class Harness:
         response.raise_for_status()
         return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
+    def received_count(self) -> int:
+        """How many envelopes ``received()`` would list, read from the emulator in this process:
+        the predicate to poll while a run goes on (``received()`` fetches and parses them all,
+        which polled 20 times a second costs a core)."""
+        return len(self.sandbox.tinybird.store.received("auth0"))
+
     def sql(self, query: str) -> list[dict[str, Any]]:
         response = self.tinybird(
             "/v0/sql",
@@ -174,6 +180,8 @@ def harness(tmp_path: Path) -> Iterator[Any]:
 
 
 def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.05) -> None:
+    """Wait for an observable event (a file, a counter, a line); ``timeout`` only bounds a
+    failure, so make it generous. Poll something cheap: the predicate runs 20 times a second."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
