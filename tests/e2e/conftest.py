@@ -59,7 +59,14 @@ class Harness:
         env.update(extra or {})
         return {key: value for key, value in env.items() if value is not None}
 
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Result:
+    def run(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 180,
+        umask: int = -1,
+    ) -> Result:
+        """Run the CLI to its end; ``umask`` is the child's alone (-1: this process's)."""
         done = subprocess.run(
             self.command(*args),
             env=self.environment(env),
@@ -68,6 +75,7 @@ class Harness:
             text=True,
             timeout=timeout,
             check=False,
+            umask=umask,
         )
         return Result(done.returncode, done.stdout, done.stderr)
 

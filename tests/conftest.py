@@ -1,0 +1,45 @@
+"""For the whole suite: a guard on the state a test could leave behind in the process that runs
+the next one.
+
+`make test` runs the suite on several pytest-xdist workers: each a process that runs its tests
+one after another. A test that changes the process (a signal handler, the umask, the working
+directory, the environment) changes it for the next test of that worker too, in an order that
+differs from run to run; the guard puts each of them back after every test."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+# Handlers installed by code the tests call in-process: click's CliRunner runs `main`, which
+# installs the job's SIGTERM handler, and `sandbox`, which installs its SIGINT and SIGTERM ones.
+GUARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored() -> Iterator[None]:
+    handlers = {which: signal.getsignal(which) for which in GUARDED_SIGNALS}
+    umask = os.umask(0o022)
+    os.umask(umask)
+    cwd = os.getcwd()
+    environ = _environment()
+    yield
+    for which, handler in handlers.items():
+        if signal.getsignal(which) is not handler:
+            signal.signal(which, handler)
+    os.umask(umask)
+    if os.getcwd() != cwd:
+        os.chdir(cwd)
+    for name in _environment().keys() - environ.keys():
+        del os.environ[name]
+    for name, value in environ.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+
+
+def _environment() -> dict[str, str]:
+    """The environment, less the variable pytest itself sets to the phase of each test."""
+    return {name: value for name, value in os.environ.items() if name != "PYTEST_CURRENT_TEST"}
