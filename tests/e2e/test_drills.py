@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import signal
-import time
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,9 @@ def drill(
         if kills >= KILLS:
             break
         process = h.start("run", "--config", str(settings), env=env)
-        deadline = time.monotonic() + rng.uniform(0.4, 1.8)
-        while time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.02)
-        if process.poll() is None:
+        try:  # the random moment is the point: this wait ends early only if the run does
+            process.wait(timeout=rng.uniform(0.4, 1.8))
+        except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
         _, stderr = process.communicate(timeout=60)
         if log is not None:
