@@ -1,5 +1,5 @@
-"""For the whole suite: a guard on the state a test could leave behind in the process that runs
-the next one.
+"""For the whole suite: the order the tests are handed out in, and a guard on the state a test
+could leave behind in the process that runs the next one.
 
 `make test` runs the suite on several pytest-xdist workers: each a process that runs its tests
 one after another. A test that changes the process (a signal handler, the umask, the working
@@ -43,3 +43,20 @@ def _process_state_restored() -> Iterator[None]:
 def _environment() -> dict[str, str]:
     """The environment, less the variable pytest itself sets to the phase of each test."""
     return {name: value for name, value in os.environ.items() if name != "PYTEST_CURRENT_TEST"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`slow` tests first, each followed by a quick one: a worker takes its first two tests at
+    once, so each of the first workers starts on a different slow test, and the run does not end
+    on one of them started last. The rest keep the order they were collected in."""
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if not slow:
+        return
+    rest = [item for item in items if not item.get_closest_marker("slow")]
+    ordered: list[pytest.Item] = []
+    for index, item in enumerate(slow):
+        ordered.append(item)
+        if index < len(rest):
+            ordered.append(rest[index])
+    ordered.extend(rest[len(slow) :])
+    items[:] = ordered

@@ -35,6 +35,7 @@ def no_traceback(stderr: str) -> None:
 # -- transient faults -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_faults_on_both_services_lose_nothing(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
     faults = FaultSettings(rate=0.12, slow_seconds=3.0)
     h: Harness = harness(
@@ -61,6 +62,7 @@ def test_faults_on_both_services_lose_nothing(harness, tmp_path) -> None:  # typ
     assert result.summary()["retries"] >= sum(injected) * 0.5
 
 
+@pytest.mark.slow
 def test_rate_limited_tinybird_is_waited_out(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
     h: Harness = harness(**SMALL, tinybird_faults=FaultSettings(rate=0.5, kinds=("429",)))
     result = h.run("run", "--config", config(tmp_path, "[batch]\nmax_rows = 300\n"))
