@@ -9,7 +9,9 @@ differs from run to run; the guard puts each of them back after every test."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -43,6 +45,19 @@ def _process_state_restored() -> Iterator[None]:
 def _environment() -> dict[str, str]:
     """The environment, less the variable pytest itself sets to the phase of each test."""
     return {name: value for name, value in os.environ.items() if name != "PYTEST_CURRENT_TEST"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests start the CLI hundreds of times: with PYTHONDONTWRITEBYTECODE set (as on some
+    machines) each start compiled every module of the package again, a quarter of its CPU. The
+    children write their bytecode to a directory of this run instead (never into the tree). Set
+    here, before pytest-xdist starts its workers, which inherit it."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    prefix = tempfile.mkdtemp(prefix="auth0-backfill-tests-pycache-")
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    os.environ["PYTHONPYCACHEPREFIX"] = prefix
+    config.add_cleanup(lambda: shutil.rmtree(prefix, ignore_errors=True))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
