@@ -3,6 +3,7 @@ subprocess pointed at them, and what Tinybird received compared with what Auth0 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -22,6 +23,12 @@ import pytest
 from backfill.sandbox.runner import Sandbox, SandboxConfig
 
 pytestmark = pytest.mark.e2e
+
+# One client for every call a test makes to the sandbox: httpx.request() builds a client each
+# time, and with it a TLS context that loads the CA bundle (about 50 ms of CPU, for servers on
+# plain http). No keep-alive: each call on a connection of its own, as before.
+_HTTP = httpx.Client(timeout=60, verify=False, limits=httpx.Limits(max_keepalive_connections=0))
+atexit.register(_HTTP.close)
 
 
 @dataclass
@@ -60,7 +67,14 @@ class Harness:
         env.update(extra or {})
         return {key: value for key, value in env.items() if value is not None}
 
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Result:
+    def run(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 180,
+        umask: int = -1,
+    ) -> Result:
+        """Run the CLI to its end; ``umask`` is the child's alone (-1: this process's)."""
         done = subprocess.run(
             self.command(*args),
             env=self.environment(env),
@@ -69,6 +83,7 @@ class Harness:
             text=True,
             timeout=timeout,
             check=False,
+            umask=umask,
         )
         return Result(done.returncode, done.stdout, done.stderr)
 
@@ -97,13 +112,11 @@ class Harness:
     # -- the sandbox's control plane ----------------------------------------------------------
 
     def auth0(self, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.request(
-            kwargs.pop("method", "GET"), self.sandbox.auth0_url + path, timeout=60, **kwargs
-        )
+        return _HTTP.request(kwargs.pop("method", "GET"), self.sandbox.auth0_url + path, **kwargs)
 
     def tinybird(self, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.request(
-            kwargs.pop("method", "GET"), self.sandbox.tinybird_url + path, timeout=60, **kwargs
+        return _HTTP.request(
+            kwargs.pop("method", "GET"), self.sandbox.tinybird_url + path, **kwargs
         )
 
     def records(
@@ -122,6 +135,12 @@ class Harness:
         response = self.tinybird("/__sandbox/received", params={"name": "auth0"})
         response.raise_for_status()
         return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+    def received_count(self) -> int:
+        """How many envelopes ``received()`` would list, read from the emulator in this process:
+        the predicate to poll while a run goes on (``received()`` fetches and parses them all,
+        which polled 20 times a second costs a core)."""
+        return len(self.sandbox.tinybird.store.received("auth0"))
 
     def sql(self, query: str) -> list[dict[str, Any]]:
         response = self.tinybird(
@@ -188,6 +207,8 @@ def harness(tmp_path: Path) -> Iterator[Any]:
 
 
 def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.05) -> None:
+    """Wait for an observable event (a file, a counter, a line); ``timeout`` only bounds a
+    failure, so make it generous. Poll something cheap: the predicate runs 20 times a second."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

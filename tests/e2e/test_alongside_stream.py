@@ -82,7 +82,7 @@ def test_cron_in_throwaway_containers_loses_and_duplicates_nothing(harness, tmp_
         if index == 2:
             # One run dies mid-way (the container is killed): the next one still lands right.
             process = h.start("run", "--resume-from-tinybird", "--from-date", start, env=env)
-            wait_for(lambda: len(h.received()) > 200, timeout=60)
+            wait_for(lambda: h.received_count() > 200, timeout=60)
             process.send_signal(signal.SIGKILL)
             process.communicate(timeout=30)
             continue

@@ -120,7 +120,7 @@ def test_sigkill_mid_run_then_resume_loses_nothing(harness, tmp_path) -> None:  
     config = tmp_path / "small-batches.toml"
     config.write_text("[batch]\nmax_rows = 400\n[run]\nresume_settle_seconds = 0.5\n")
     process = h.start("run", "--config", str(config))
-    wait_for(lambda: len(h.received()) > 2000, timeout=60)
+    wait_for(lambda: h.received_count() > 2000, timeout=60)
     time.sleep(random.uniform(0.0, 0.5))
     kill(process, signal.SIGKILL)
     landed = len(h.received())

@@ -35,6 +35,7 @@ def no_traceback(stderr: str) -> None:
 # -- transient faults -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_faults_on_both_services_lose_nothing(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
     faults = FaultSettings(rate=0.12, slow_seconds=3.0)
     h: Harness = harness(
@@ -61,6 +62,7 @@ def test_faults_on_both_services_lose_nothing(harness, tmp_path) -> None:  # typ
     assert result.summary()["retries"] >= sum(injected) * 0.5
 
 
+@pytest.mark.slow
 def test_rate_limited_tinybird_is_waited_out(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
     h: Harness = harness(**SMALL, tinybird_faults=FaultSettings(rate=0.5, kinds=("429",)))
     result = h.run("run", "--config", config(tmp_path, "[batch]\nmax_rows = 300\n"))
@@ -154,7 +156,7 @@ def test_a_checkpoint_that_aged_out(harness, tmp_path) -> None:  # type: ignore[
     h: Harness = harness(logs=3000, days=3.0, seed=8, retention_days=10, tinybird_ack_latency="200")
     settings = config(tmp_path, "[batch]\nmax_rows = 100\n[run]\nconcurrency = 1\n")
     process = h.start("run", "--config", settings)
-    wait_for(lambda: len(h.received()) > 300, timeout=60)
+    wait_for(lambda: h.received_count() > 300, timeout=60)
     kill(process, signal.SIGINT)
     before = h.state.read_bytes()
     h.auth0("/__sandbox/config", method="POST", json={"retention_days": 1}).raise_for_status()
@@ -314,7 +316,7 @@ def test_signals_stop_cleanly_and_the_resume_loses_nothing(harness, tmp_path, si
     h: Harness = harness(logs=8000, days=3.0, seed=4, tinybird_ack_latency="200-400")
     settings = config(tmp_path, "[batch]\nmax_rows = 300\n")
     process = h.start("run", "--config", settings)
-    wait_for(lambda: len(h.received()) > 1000, timeout=60)
+    wait_for(lambda: h.received_count() > 1000, timeout=60)
     stdout, stderr = kill(process, signum)
     assert process.returncode == code, stderr
     no_traceback(stderr)

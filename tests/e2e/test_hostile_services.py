@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.clean import assert_clean, assert_says
-from tests.e2e.conftest import Harness
+from tests.e2e.conftest import Harness, wait_for
 from tests.e2e.hostile import Hostile, closed_port_url
 from tests.e2e.test_operator import lines
 
@@ -91,9 +91,7 @@ def test_a_host_that_answered_before_is_retried_as_usual(harness, tmp_path) -> N
     h: Harness = harness(**SMALL, tinybird_ack_latency="300")
     config = settings(tmp_path, "[batch]\nmax_rows = 100\n[run]\nconcurrency = 1\n" + SHORT)
     process = h.start("run", "--config", config)
-    deadline = time.monotonic() + 60
-    while len(h.received()) < 200 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: h.received_count() >= 200, timeout=60)
     h.sandbox.close()  # both services go away mid-run: connections refused
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 7, stderr
@@ -140,7 +138,10 @@ def test_every_command_leaves_on_sigterm(harness) -> None:  # type: ignore[no-un
     hanging = Hostile("hang")
     try:
         process = h.start("check", env={"TINYBIRD_HOST": hanging.url})
-        time.sleep(1.5)  # inside a request that never gets an answer
+        # Signalled once inside a request that never gets an answer: the hanging server has
+        # read it, so the command is past its start (where the handler is installed).
+        wait_for(lambda: bool(hanging.request_lines) or process.poll() is not None, timeout=60)
+        assert process.poll() is None, process.communicate()
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
     finally:

@@ -23,6 +23,7 @@ def line_size(record: dict[str, Any]) -> int:
     return len(text.encode()) + 1
 
 
+@pytest.mark.slow
 def test_a_record_too_large_even_alone_is_got_past_with_one_command(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
     h: Harness = harness(
         logs=600, days=1.0, seed=5, profile="unlimited", tinybird_ack_latency="20-150"
@@ -121,6 +122,7 @@ def test_restarting_a_state_of_another_host_is_still_possible(harness, tmp_path:
     assert json.loads(h.state.read_text())["tinybird_host"] == elsewhere.sandbox.tinybird_url
 
 
+@pytest.mark.slow
 def test_without_a_state_file_nothing_after_the_refused_record_is_sent(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """--resume-from-tinybird: the data source is the checkpoint, so rows after a refused one
     must not land (the next run would resume past it); --skip-log-id gets past it."""

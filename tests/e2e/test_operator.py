@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 from pathlib import Path
@@ -199,17 +198,17 @@ def test_dry_run_writes_the_envelopes_and_touches_nothing(harness, tmp_path) -> 
     # A file that was there before, readable by all, is made private too; whatever the umask.
     output.write_text("old")
     output.chmod(0o644)
-    permissive = os.umask(0)  # the child inherits it: a umask that would leave files 0666
-    try:
-        again = h.run(
-            "run", "--dry-run", "--output", str(output), "--from-date", start, "--until-date", end
-        )
-        fresh = tmp_path / "fresh.ndjson"
-        anew = h.run(
-            "run", "--dry-run", "--output", str(fresh), "--from-date", start, "--until-date", end
-        )
-    finally:
-        os.umask(permissive)
+    # The child's umask alone (this process's is shared by every thread of the test worker):
+    # one that would leave new files 0666.
+    again = h.run(
+        "run", "--dry-run", "--output", str(output), "--from-date", start, "--until-date", end,
+        umask=0,
+    )  # fmt: skip
+    fresh = tmp_path / "fresh.ndjson"
+    anew = h.run(
+        "run", "--dry-run", "--output", str(fresh), "--from-date", start, "--until-date", end,
+        umask=0,
+    )  # fmt: skip
     assert again.returncode == 0 and stat.S_IMODE(output.stat().st_mode) == 0o600
     assert anew.returncode == 0 and stat.S_IMODE(fresh.stat().st_mode) == 0o600
 

@@ -68,7 +68,7 @@ def test_as_pid_1_sigterm_stops_the_run_cleanly(harness, tmp_path: Path) -> None
     )
     try:
         job = _pid_one_of(runner)
-        wait_for(lambda: len(h.received()) > 1000, timeout=60)
+        wait_for(lambda: h.received_count() > 1000, timeout=60)
         started = time.monotonic()
         os.kill(job, signal.SIGTERM)
         stdout, stderr = runner.communicate(timeout=60)

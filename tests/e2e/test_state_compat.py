@@ -40,6 +40,7 @@ def committed(document: dict[str, Any], records: list[dict[str, Any]]) -> list[d
     return done
 
 
+@pytest.mark.slow
 def test_a_state_file_of_0_1_0_resumes_without_loss_or_duplicate(harness) -> None:  # type: ignore[no-untyped-def]
     h: Harness = harness(**TENANT)
     document = json.loads(FIXTURE.read_text())

@@ -213,6 +213,7 @@ def test_a_new_checkpoint_over_rows_already_there_is_refused(harness) -> None:  
     assert any("Could not check" in note for note in blind.summary()["notes"])
 
 
+@pytest.mark.slow
 def test_verify_by_hour_finds_the_holes_and_skip_existing_fills_them(harness) -> None:  # type: ignore[no-untyped-def]
     h: Harness = harness(logs=5000, days=2.0, seed=55, end=END, stream_from=END - timedelta(days=3))
     records = h.records()

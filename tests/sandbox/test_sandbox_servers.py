@@ -73,9 +73,18 @@ def test_close_ends_idle_keep_alive_connections_and_sleeping_requests(
     sandbox = make_sandbox(auth0_latency="5000")
     idle = httpx.Client()
     idle.get(f"{sandbox.auth0_url}/__sandbox/stats")  # leaves a keep-alive connection open
+    sleeping = threading.Event()
+    pause = sandbox.auth0.pause
+
+    def observed_pause(seconds: float) -> None:
+        if seconds > 0:
+            sleeping.set()
+        pause(seconds)
+
+    sandbox.auth0.pause = observed_pause  # type: ignore[method-assign]
     sleeper = threading.Thread(target=_get_quietly, args=(f"{sandbox.auth0_url}/api/v2/logs",))
     sleeper.start()
-    time.sleep(0.2)
+    assert sleeping.wait(10), "the request never reached its 5 s latency"
     started = time.monotonic()
     sandbox.close()
     assert time.monotonic() - started < 2.0
