@@ -14,14 +14,22 @@ import io
 import lzma
 import zlib
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from backfill.errors import ConfigError, DataError
 
 try:  # ISA-L's inflate: several times zlib's speed, where it has wheels (see pyproject.toml)
     from isal import igzip as gzip_module
+    from isal import igzip_lib
+
+    ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)  # typed as an instance by its stubs
+    DAMAGED: tuple[type[Exception], ...] = (
+        OSError, ValueError, zlib.error, lzma.LZMAError, ISAL_ERROR
+    )  # fmt: skip
 except ImportError:  # pragma: no cover - exercised on machines without isal
     import gzip as gzip_module  # type: ignore[no-redef]
+
+    DAMAGED = (OSError, ValueError, zlib.error, lzma.LZMAError)
 
 CHUNK = 1 << 20  # decompressed bytes handed to the parser at a time
 
@@ -92,7 +100,7 @@ def chunks(raw: Readable, name: str) -> Iterator[bytes]:
             "marker). Nothing was sent.",
             hint="Copy the file again from where it came, or leave it out of the command.",
         ) from None
-    except (OSError, zlib.error, lzma.LZMAError, ValueError) as error:
+    except DAMAGED as error:
         raise DataError(
             f"Source {name}: the {kind} data is damaged ({error}). Nothing was sent.",
             hint="Copy the file again from where it came, or leave it out of the command.",

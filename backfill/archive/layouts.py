@@ -59,13 +59,15 @@ def items(chunks: Iterator[bytes]) -> tuple[str, Iterator[Item]]:
 def _head(chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
     """The bytes from the first that is not whitespace on (a byte order mark dropped, the
     blank lines before kept as newlines so line numbers stay right), and the rest."""
+    skipped = 0
     for chunk in chunks:
         if chunk.startswith(BOM):
             chunk = chunk[len(BOM) :]
         stripped = chunk.lstrip(WHITESPACE)
         if stripped:
-            lines_skipped = chunk[: len(chunk) - len(stripped)].count(b"\n")
-            return b"\n" * lines_skipped + stripped, chunks
+            skipped += chunk[: len(chunk) - len(stripped)].count(b"\n")
+            return b"\n" * skipped + stripped, chunks
+        skipped += chunk.count(b"\n")
     return b"", chunks
 
 
@@ -187,13 +189,17 @@ class _Cutter:
         return self._item(start, error=_why_piece(piece), raw=piece), after
 
     def _item(self, start: int, **found: Any) -> Item:
-        self.line += self._data.count(b"\n", self._counted, start)
+        data = self._data
+        while data[start : start + 1] in _LEADING:  # blank lines before the first item
+            start += 1
+        self.line += data.count(b"\n", self._counted, start)
         self._counted = start
         self.number += 1
         return Item(self.number, self.line, **found)
 
 
 _BAD = object()
+_LEADING = {b" ", b"\t", b"\r", b"\n", b",", b"[", b"]"}
 
 
 def _why(error: orjson.JSONDecodeError, raw: bytes, *, last: bool = False) -> str:
