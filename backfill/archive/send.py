@@ -100,6 +100,8 @@ class Sender:
             raise self._stopper.error
         if self._stopper.signum is not None:
             raise Interrupted(self._stopper.signum)
+        if self._next_commit != self._seq:  # never: every batch cut was sent and recorded
+            raise RuntimeError(f"{self._seq - self._next_commit} batches were not recorded")
         return self.counts
 
     # -- cutting batches (in a worker thread) -------------------------------------------------
@@ -190,12 +192,12 @@ class Sender:
         self._state.pending = [item for item in self._state.pending if item.seq != cut.pending.seq]
 
     async def _shutdown(self, senders: list[asyncio.Task[None]]) -> None:
-        while not self._queue.empty():  # stopping: what waits is not sent
+        while self._stopper.stopping and not self._queue.empty():  # what waits is not sent
             queued = self._queue.get_nowait()
             if queued is not None:
                 self._drop(queued)
         for _ in senders:
-            await self._queue.put(None)
+            await self._queue.put(None)  # after every batch queued: each sender takes one
         _, cut_off = await asyncio.wait(senders, timeout=self._grace)
         for task in cut_off:
             task.cancel()
