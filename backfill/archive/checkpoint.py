@@ -15,6 +15,7 @@ append: an import refused before sending leaves no checkpoint behind.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -151,6 +152,34 @@ def save(path: Path, state: ImportState) -> None:
         write_atomic(path, content)
     except OSError as error:
         raise unwritable(path, error) from None
+
+
+class Saver:
+    """Saves from the event loop without blocking it: the snapshot is serialized at once (so it
+    is consistent), written and fsynced in a worker thread. Saves asked while one is being
+    written are folded into the next write: a caller that awaits ``save`` returns once a
+    snapshot at least as new as its change is on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = asyncio.Lock()
+        self._asked = 0
+        self._written = 0
+
+    async def save(self, state: ImportState) -> None:
+        self._asked += 1
+        mine = self._asked
+        async with self._lock:
+            if self._written >= mine:
+                return  # a newer snapshot was written while this one waited
+            version = self._asked
+            state.saved_at = iso(utcnow())
+            content = (json.dumps(state.to_json(), indent=1) + "\n").encode()
+            try:
+                await asyncio.to_thread(write_atomic, self._path, content)
+            except OSError as error:
+                raise unwritable(self._path, error) from None
+            self._written = version
 
 
 def save_sources(path: Path, recorded: list[dict[str, Any]]) -> None:

@@ -284,7 +284,7 @@ async def _send(
     sender = Sender(
         staging=staging,
         state=state,
-        save=lambda snapshot: checkpoint.save(path, snapshot),
+        save=checkpoint.Saver(path).save,
         sink=LeaveOut(sink, skip) if skip else sink,
         limits=BatchLimits(settings.max_rows, settings.max_bytes, settings.max_months),
         in_flight=settings.in_flight,

@@ -57,7 +57,7 @@ class Sender:
         *,
         staging: Staging,
         state: ImportState,
-        save: Callable[[ImportState], None],
+        save: Callable[[ImportState], Awaitable[None]],
         sink: Sink,
         limits: BatchLimits,
         in_flight: int,
@@ -91,7 +91,7 @@ class Sender:
                 cut = await asyncio.to_thread(self._cut)
                 if cut is None:
                     break
-                if not self._register(cut):
+                if not await self._register(cut):
                     continue
                 await self._put(cut)
         finally:
@@ -152,14 +152,14 @@ class Sender:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _register(self, cut: Cut) -> bool:
-        """Record a batch as pending before it is sent; False when it has nothing to send (its
-        rows were all in Tinybird already): then it is committed at once."""
+    async def _register(self, cut: Cut) -> bool:
+        """Record a batch as pending (on disk) before it is sent; False when it has nothing to
+        send (its rows were all in Tinybird already): then it is committed at once."""
         if cut.batch.rows == 0:
-            self._acknowledge(cut, None)
+            await self._acknowledge(cut, None)
             return False
         self._state.pending.append(cut.pending)
-        self._save(self._state)
+        await self._save(self._state)
         return True
 
     async def _put(self, cut: Cut) -> None:
@@ -185,7 +185,7 @@ class Sender:
             except BaseException as error:  # noqa: BLE001 - any failure stops the import
                 self._stopper.fail(error)
                 continue
-            self._acknowledge(cut, result)
+            await self._acknowledge(cut, result)
 
     def _drop(self, cut: Cut) -> None:
         """A batch that was never sent cannot have landed: no longer pending."""
@@ -205,11 +205,13 @@ class Sender:
             log.warning("shutdown abandoned_appends=%d reason=grace_expired", len(cut_off))
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*cut_off, return_exceptions=True)
-        self._save(self._state)
+        await self._save(self._state)
 
     # -- the in-order commit -----------------------------------------------------------------
 
-    def _acknowledge(self, cut: Cut, result: object) -> None:
+    async def _acknowledge(self, cut: Cut, result: object) -> None:
+        """Record acknowledgements in the order batches were cut (between two awaits, so no
+        other step sees it half done), then save."""
         self._acked[cut.pending.seq] = (cut, result)
         moved = False
         while self._next_commit in self._acked:
@@ -218,8 +220,8 @@ class Sender:
             self._apply(done, outcome)
             moved = True
         if moved:
-            self._save(self._state)
             self._progress(self.counts)
+            await self._save(self._state)
 
     def _apply(self, cut: Cut, result: object) -> None:
         state, counts, batch = self._state, self.counts, cut.batch

@@ -140,7 +140,7 @@ def _remote(url: str) -> list[Source]:
     extra = EXTRAS.get(protocol)
     install = f"pip install 'auth0-backfill[{extra}]'" if extra else "install fsspec"
     try:
-        import fsspec  # type: ignore[import-untyped]
+        import fsspec
     except ImportError:
         raise ConfigError(
             f"Reading {given_text(url)} needs fsspec, which is not installed.",
