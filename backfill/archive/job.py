@@ -140,7 +140,7 @@ def _staging(
     progress = ImportProgress.choose(
         quiet=request.quiet, interval=request.settings.progress_interval, total_bytes=total
     )
-    staging = Staging.create(request.state_path)
+    staging = Staging.scratch() if request.dry_run else Staging.create(request.state_path)
     try:
         yield staging, progress
     finally:

@@ -26,7 +26,7 @@ API, ENVELOPE, EVENTBRIDGE = "Management API record", "Log Stream envelope", "Ev
 EVENTBRIDGE_KEYS = ("detail-type", "source")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made once per log, and frozen dataclasses init slowly
 class Found:
     record: dict[str, Any]
     shape: str
@@ -76,7 +76,7 @@ def _unwrap(envelope: dict[str, Any]) -> dict[str, Any] | Rejected:
 
 def _checked(record: dict[str, Any], shape: str) -> Found | Rejected:
     log_id = record.get("log_id")
-    if not isinstance(log_id, str) or not log_id.strip():
+    if not isinstance(log_id, str) or not log_id or log_id.isspace():
         what = "no log_id" if log_id is None else f"a log_id that is a {_kind(log_id)}"
         if isinstance(log_id, str):
             what = "an empty log_id"

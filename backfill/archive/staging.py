@@ -65,6 +65,12 @@ class Staging:
         self._sealed = False
 
     @classmethod
+    def scratch(cls) -> Staging:
+        """A staging database in the system's temporary directory (a dry run: it holds no lock
+        on a state file, so it must not touch what an import beside one is using)."""
+        return cls(Path(tempfile.mkdtemp(prefix="auth0-backfill-dry-run-")))
+
+    @classmethod
     def create(cls, beside: Path) -> Staging:
         """A new staging database in a private directory beside ``beside`` (the state file),
         after removing what a killed run left there."""

@@ -249,3 +249,47 @@ def test_unreadable_sources_and_changed_ones(harness) -> None:  # type: ignore[n
     os.utime(h.workdir / "whole", (1, 1))  # the same name, another file as far as we know
     changed = imported(h, "whole")
     assert changed.returncode == 5 and "whole (changed)" in changed.stderr
+
+
+def test_a_paused_stream_and_one_that_masks_are_mirrored(harness) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    h: Harness = harness(
+        logs=3000,
+        days=2.0,
+        seed=29,
+        end=end,
+        stream_from=end - timedelta(hours=20),
+        stream_status="paused",
+        stream_paused_at=end - timedelta(hours=8),
+        stream_pii=("email",),
+    )
+    logs = records(h)
+    write(h.workdir / "all.ndjson", ndjson(logs))
+    masked = imported(h, "all.ndjson")
+    assert masked.returncode == 5 and "--pii drop" in masked.stderr, masked.stderr[-2000:]
+    # Past what the paused stream delivered: it writes those logs when resumed.
+    past = imported(h, "all.ndjson", "--pii", "drop")
+    assert past.returncode == 5, past.stderr[-2000:]
+    assert "Log Stream 'Tinybird'" in past.stderr and "held back" in past.stderr
+    assert not (h.workdir / "import.json").exists() and "Traceback" not in past.stderr
+    early = [r for r in logs if r["date"] < (end - timedelta(hours=20)).isoformat()[:19]]
+    write(h.workdir / "early.ndjson", ndjson(early))
+    went = imported(h, "early.ndjson", "--pii", "drop", "--json")
+    assert went.returncode == 0, went.stderr[-2000:]
+    assert went.summary()["pii"].startswith("dropped email")
+    sent = [row for row in h.received() if row["log_id"] in {r["log_id"] for r in early}]
+    assert len(sent) == len(early) > 0
+    assert any("@" in str(r.get("user_name")) for r in early), "the archive holds emails"
+    assert not any("@" in str(row["data"].get("user_name")) for row in sent), "emails left"
+
+
+def test_without_auth0_settings_it_says_it_could_not_look(harness) -> None:  # type: ignore[no-untyped-def]
+    h: Harness = harness(**TENANT)
+    write(h.workdir / "few.ndjson", ndjson(records(h, 0, 50)))
+    no_auth0 = {"AUTH0_DOMAIN": "", "AUTH0_CLIENT_ID": "", "AUTH0_CLIENT_SECRET": ""}
+    result = imported(h, "few.ndjson", "--json", env=no_auth0)
+    assert result.returncode == 0, result.stderr[-2000:]
+    notes = " ".join(result.summary()["notes"])
+    assert "No Auth0 settings" in notes and "--types and --pii" in notes
