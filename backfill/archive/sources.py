@@ -15,7 +15,7 @@ import hashlib
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -99,15 +99,17 @@ def _local(path: Path) -> list[Source]:
     return [_file(path, info)]
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Regular files under ``root``, in name order, skipping names that start with a dot."""
+def _walk(root: Path) -> list[Path]:
+    """Regular files under ``root``, in name order (by path: ``a/10`` before ``c``), skipping
+    names that start with a dot."""
+    found = []
     for folder, folders, files in os.walk(root, onerror=_walk_error):
-        folders[:] = sorted(name for name in folders if not name.startswith("."))
-        for name in sorted(files):
-            if not name.startswith("."):
-                candidate = Path(folder) / name
-                if candidate.is_file():
-                    yield candidate
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in files:
+            candidate = Path(folder) / name
+            if not name.startswith(".") and candidate.is_file():
+                found.append(candidate)
+    return sorted(found, key=lambda path: path.relative_to(root).parts)
 
 
 def _walk_error(error: OSError) -> None:
