@@ -2,8 +2,8 @@
 acknowledged batch. Only this module knows that order of operations.
 
 - Batches are cut from the staged rows after the checkpoint (``BatchLimits``: rows, bytes, and
-  rows of at most two calendar months, which the staged order by month keeps full), in a worker
-  thread, one at a time.
+  rows of at most two calendar months, which the staged order by month keeps full), in a thread
+  of their own, one at a time.
 - Before a batch is handed to a sender, the state records it as pending (its span of keys,
   log_ids and dates): a resume after a crash asks Tinybird which of those rows landed and sends
   only the rest (``recover``).
@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from backfill.archive.checkpoint import ImportState, Pending
@@ -32,6 +33,7 @@ from backfill.run.stopper import Stopper
 from backfill.timeutil import parse_record_date
 
 log = logging.getLogger("backfill.import")
+QUEUED = 2
 
 
 @dataclass
@@ -81,20 +83,27 @@ class Sender:
         self._seq = 0
         self._acked: dict[int, tuple[Cut, object]] = {}
         self._next_commit = 0
-        self._queue: asyncio.Queue[Cut | None] = asyncio.Queue(maxsize=in_flight)
+        # Batches cut and waiting for a sender: one is enough to keep them busy, and each holds
+        # about a megabyte and a half.
+        self._queue: asyncio.Queue[Cut | None] = asyncio.Queue(maxsize=QUEUED)
         self.counts = SendCounts()
 
     async def run(self) -> SendCounts:
         senders = [asyncio.create_task(self._sender()) for _ in range(self._in_flight)]
+        loop = asyncio.get_running_loop()
+        # One thread cuts every batch: memory freed by one batch is reused by the next instead
+        # of lingering in the allocator's arena of whichever pool thread made it.
+        cutter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cutter")
         try:
             while not self._stopper.stopping:
-                cut = await asyncio.to_thread(self._cut)
+                cut = await loop.run_in_executor(cutter, self._cut)
                 if cut is None:
                     break
                 if not await self._register(cut):
                     continue
                 await self._put(cut)
         finally:
+            cutter.shutdown(wait=False)
             await self._shutdown(senders)
         if self._stopper.error is not None:
             raise self._stopper.error
