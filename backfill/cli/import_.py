@@ -20,9 +20,9 @@ from backfill.cli.common import (
     errors,
     json_option,
     log_format_option,
+    output_file,
     quiet_option,
 )
-from backfill.cli.run import _output
 from backfill.config.parse import log_id
 from backfill.config.settings import environment, resolve
 from backfill.errors import UsageError
@@ -118,7 +118,7 @@ def import_(**options: Any) -> None:
 
         async def job() -> ImportReport:
             stopper = Stopper()
-            with on_signals([stopper]), _output(options["output"]) as stream:
+            with on_signals([stopper]), output_file(options["output"]) as stream:
                 request = ImportRequest(
                     settings=settings,
                     sources=tuple(options["sources"]),
