@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from backfill.errors import StateError
+
 Key = tuple[str, str]  # (month, log_id): the order rows are sent in
 Row = tuple[str, str, str, str | None, bytes]  # log_id, month, date, tenant_name, line
 PREFIX = "staging-"
@@ -41,6 +43,13 @@ class Staging:
     """Rows in, once each; rows out, in order."""
 
     def __init__(self, folder: Path) -> None:
+        try:
+            self._open(folder)
+        except (OSError, sqlite3.Error) as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise unusable(folder, error) from None
+
+    def _open(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / "staged.sqlite"
         handle = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -75,11 +84,15 @@ class Staging:
         """A new staging database in a private directory beside ``beside`` (the state file),
         after removing what a killed run left there."""
         parent = beside.parent if str(beside.parent) else Path(".")
-        parent.mkdir(parents=True, exist_ok=True)
         prefix = f".{beside.name}.{PREFIX}"
-        for stale in parent.glob(prefix + "*"):
-            shutil.rmtree(stale, ignore_errors=True)  # the caller holds the state's lock
-        return cls(Path(tempfile.mkdtemp(prefix=prefix, dir=parent)))
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            for stale in parent.glob(prefix + "*"):
+                shutil.rmtree(stale, ignore_errors=True)  # the caller holds the state's lock
+            folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        except OSError as error:
+            raise unusable(parent, error) from None
+        return cls(folder)
 
     # -- in ---------------------------------------------------------------------------------
 
@@ -89,8 +102,14 @@ class Staging:
             return
         self.offered += len(rows)
         while len(self._queued) >= IN_FLIGHT:
-            self._queued.pop(0).result()
+            self._wait(self._queued.pop(0))
         self._queued.append(self._writer.submit(self._insert, rows))
+
+    def _wait(self, queued: Future[None]) -> None:
+        try:
+            queued.result()
+        except (OSError, sqlite3.Error) as error:  # a full disk, most likely
+            raise unusable(self.folder, error) from None
 
     def _insert(self, rows: list[Row]) -> None:
         self._db.executemany("INSERT OR IGNORE INTO staged VALUES (?, ?, ?, ?, ?)", rows)
@@ -98,11 +117,14 @@ class Staging:
     def seal(self) -> None:
         """Everything is in: commit, and build the order index."""
         for queued in self._queued:
-            queued.result()
+            self._wait(queued)
         self._queued.clear()
         self._writer.shutdown()
-        self._db.execute("COMMIT")
-        self._db.execute("CREATE INDEX staged_order ON staged (month, log_id)")
+        try:
+            self._db.execute("COMMIT")
+            self._db.execute("CREATE INDEX staged_order ON staged (month, log_id)")
+        except sqlite3.Error as error:
+            raise unusable(self.folder, error) from None
         self._sealed = True
 
     # -- questions of the whole ---------------------------------------------------------------
@@ -168,3 +190,13 @@ class Staging:
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def unusable(folder: Path, error: BaseException) -> StateError:
+    """The staging database cannot be written: a full disk, most likely (exit 5)."""
+    reason = getattr(error, "strerror", None) or str(error)
+    return StateError(
+        f"The staging database in {folder} cannot be written: {reason}. Nothing more was sent.",
+        hint="It needs about 1.4 times the archive's uncompressed size, beside the state file: "
+        "free room there, or point --state at a disk that has it.",
+    )

@@ -6,7 +6,10 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from backfill.archive.staging import Staging
+from backfill.errors import StateError
 
 
 def row(log_id: str, date: str, tenant: str | None = None, line: bytes = b"") -> tuple:  # type: ignore[type-arg]
@@ -61,3 +64,10 @@ def test_private_on_disk_and_gone_when_closed(tmp_path: Path) -> None:
     assert stat.S_IMODE(staging.path.stat().st_mode) == 0o600
     staging.close()
     assert not staging.folder.exists()
+
+
+def test_a_place_it_cannot_be_written_is_a_state_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(StateError, match="staging database") as raised:
+        Staging.create(tmp_path / "file" / "state.json")
+    assert raised.value.exit_code == 5 and "--state" in str(raised.value)
