@@ -33,7 +33,7 @@ from backfill.http.retry import RetryPolicy
 from backfill.records.batches import BatchBuilder, BatchLimits
 from backfill.run.mirror import Mirror
 from backfill.run.options import Sink
-from backfill.run.refused import LeaveOut, refused_error
+from backfill.run.refused import refused_error
 from backfill.run.request import Notes
 from backfill.run.stopper import Stopper
 from backfill.run.survey import TinybirdAccess
@@ -285,7 +285,7 @@ async def _send(
         staging=staging,
         state=state,
         save=checkpoint.Saver(path).save,
-        sink=LeaveOut(sink, skip) if skip else sink,
+        sink=sink,  # --skip-log-id's logs were left out while reading
         limits=BatchLimits(settings.max_rows, settings.max_bytes, settings.max_months),
         in_flight=settings.in_flight,
         stopper=stopper,
