@@ -17,7 +17,7 @@ PARALLEL := -n $(TEST_WORKERS) --maxschedchunk 1
 FAST_TESTS := tests/unit tests/bench tests/test_docs.py tests/test_kubernetes.py tests/test_container.py
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools demo test test-fast lint types check package bench bench-memory sandbox format clean
+.PHONY: help install tools demo test test-fast lint types check package bench bench-import bench-memory sandbox format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -60,8 +60,12 @@ check: lint types test ## Everything CI runs: lint, types, tests
 package: $(STAMP) ## Build the sdist and the wheel, check them, install the wheel alone and run it
 	PYTHON=$(BIN)/python .ci/package
 
-bench: $(STAMP) ## Throughput per plan and per tenant shape vs the rate-limit ceiling
+bench: $(STAMP) ## Throughput per plan and per tenant shape vs the ceiling; the import of archives
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --imports
+
+bench-import: $(STAMP) ## The import of archives alone: records/s, MB/s, peak RSS at two sizes
+	$(BIN)/python -m bench.run --imports
 
 bench-memory: $(STAMP) ## Peak RSS of a 1,000,000-log backfill
 	$(BIN)/python -m bench.run --memory

@@ -8,6 +8,7 @@ docs/performance.md keeps the ones worth quoting, with their date and commit.
     python -m bench.run --shapes all --shape-scale 0.25 --tenants 10   # a quicker look
     python -m bench.run --profiles free,enterprise --seconds 10         # plans only, short
     python -m bench.run --memory                     # peak RSS of a 1,000,000-log backfill
+    python -m bench.run --imports                    # `import` of 300,000 and 1,000,000 records
 
 Giving `--profiles` or `--shapes` runs only what is given (`none` for neither); giving neither
 runs both. Modules: `measure.py` (the job as a child process, `run_job`), `sampler.py` (what is
@@ -68,6 +69,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.imports import SIZES as IMPORT_SIZES
+from bench.imports import import_report, measure_imports
 from bench.measure import measure_memory, note
 from bench.plans import (
     DEFAULT_NAIVE_SECONDS,
@@ -95,6 +98,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--memory",
         action="store_true",
         help=f"Peak RSS of a {MEMORY_LOGS:,}-log backfill instead of the throughput tables.",
+    )
+    parser.add_argument(
+        "--imports",
+        action="store_true",
+        help="The import of archives (bench/imports.py) instead of the throughput tables.",
+    )
+    parser.add_argument(
+        "--import-sizes",
+        default=",".join(str(size) for size in IMPORT_SIZES),
+        metavar="N,N",
+        help="Archive sizes for --imports, in records (default: %(default)s).",
     )
     parser.add_argument(
         "--profiles",
@@ -199,6 +213,19 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     facts = machine()
     common: dict[str, Any] = {"command": command, "date": started_at.isoformat(), "machine": facts}
+    if args.imports:
+        try:
+            sizes = tuple(int(size) for size in _names(args.import_sizes))
+        except ValueError:
+            raise SystemExit("--import-sizes: comma-separated integers") from None
+        results = measure_imports(sizes)
+        text = import_report(results, command)
+        total = time.monotonic() - started
+        document = {"kind": "imports", **common, "imports": results, "benchmark_seconds": total}
+        paths = save(document, "latest-imports.json", started_at, args.json)
+        print(text)
+        note(f"figures saved to {', '.join(str(path) for path in paths)}")
+        return 0 if all(item["exit_code"] == 0 and item["exactly_once"] for item in results) else 1
     if args.memory:
         figures, job = measure_memory(args.logs)
         total = time.monotonic() - started

@@ -27,7 +27,7 @@ README_MAX_LINES = 250  # what a newcomer reads in five minutes; the reference i
 
 
 def test_there_are_commands() -> None:
-    assert set(COMMANDS) == {"run", "status", "check", "verify", "sandbox"}
+    assert set(COMMANDS) == {"run", "import", "status", "check", "verify", "sandbox"}
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

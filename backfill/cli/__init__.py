@@ -1,6 +1,6 @@
-"""The command line: one module per command (``run``, ``status``, ``check``, ``verify``,
-``sandbox``), each imported only when it is called; what they share (options, the one place
-failures become exit codes) in ``common``. Only this package knows click.
+"""The command line: one module per command (``run``, ``import``, ``status``, ``check``,
+``verify``, ``sandbox``), each imported only when it is called; what they share (options, the
+one place failures become exit codes) in ``common``. Only this package knows click.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class _Commands(click.Group):
         "check": "backfill.cli.check",
         "verify": "backfill.cli.verify",
         "sandbox": "backfill.cli.sandbox",
+        "import": "backfill.cli.import_:import_",
     }
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -46,7 +47,8 @@ class _Commands(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in self.lazy:
             return super().get_command(ctx, name)
-        command = getattr(importlib.import_module(self.lazy[name]), name)
+        module, _, attribute = self.lazy[name].partition(":")  # "import" is a keyword
+        command = getattr(importlib.import_module(module), attribute or name)
         assert isinstance(command, click.Command)
         return command
 

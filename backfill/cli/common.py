@@ -15,8 +15,9 @@ from typing import Any, NoReturn
 
 import click
 
-from backfill.errors import BackfillError, UsageError, bounded
+from backfill.errors import BackfillError, ConfigError, UsageError, bounded
 from backfill.run.report import Report, exit_code_of
+from backfill.state import file as state_file
 
 log = logging.getLogger("backfill.cli")
 
@@ -93,3 +94,21 @@ def errors() -> Iterator[None]:
 def fail(code: int, message: str) -> NoReturn:
     click.echo(f"auth0-backfill: {message}", err=True)
     sys.exit(code)
+
+
+@contextmanager
+def output_file(path: Path | None) -> Iterator[Any]:
+    """``--output``: a file that holds records, private as the state is (0600); None: stdout."""
+    if path is None:
+        yield None
+        return
+    try:
+        stream = state_file.open_private(path)  # it holds records: private, as the state is
+    except OSError as error:
+        folder = path.parent if str(path.parent) else Path(".")
+        raise ConfigError(
+            f"--output {path} cannot be written: {error.strerror}.",
+            hint=f"Create {folder} first, or give a file in a folder that exists and is writable.",
+        ) from None
+    with stream:
+        yield stream

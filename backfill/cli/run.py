@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +18,17 @@ from backfill.cli.common import (
     finish,
     json_option,
     log_format_option,
+    output_file,
     quiet_option,
     state_option,
     tenant_option,
 )
 from backfill.config.settings import environment
 from backfill.config.tenants import parse_shard, resolve_tenants
-from backfill.errors import ConfigError
 from backfill.run.command import RunCommand
 from backfill.run.job import Report, Runner, run_requests
 from backfill.run.metrics import Metrics
 from backfill.run.stopper import Stopper, on_signals
-from backfill.state import file as state_file
 
 log = logging.getLogger("backfill.cli")
 
@@ -180,7 +177,7 @@ def run(runner: Runner | None, /, **options: Any) -> None:
 
         async def every_tenant() -> list[Report]:
             stoppers = [Stopper() for _ in everyone]
-            with on_signals(stoppers), _output(command.output) as stream:
+            with on_signals(stoppers), output_file(command.output) as stream:
                 requests = command.job_requests(
                     everyone, stoppers, stream, single=single, metrics=metrics
                 )
@@ -194,20 +191,3 @@ def run(runner: Runner | None, /, **options: Any) -> None:
         # A dry run to stdout keeps stdout pure NDJSON: its summary goes to stderr.
         to_stderr = command.dry_run and command.output is None
         finish(reports, as_json=command.as_json, single=single, to_stderr=to_stderr)
-
-
-@contextmanager
-def _output(path: Path | None) -> Iterator[Any]:
-    if path is None:
-        yield None
-        return
-    try:
-        stream = state_file.open_private(path)  # it holds records: private, as the state is
-    except OSError as error:
-        folder = path.parent if str(path.parent) else Path(".")
-        raise ConfigError(
-            f"--output {path} cannot be written: {error.strerror}.",
-            hint=f"Create {folder} first, or give a file in a folder that exists and is writable.",
-        ) from None
-    with stream:
-        yield stream

@@ -27,6 +27,7 @@ DEFAULT_TINYBIRD_HOST = "https://api.tinybird.co"
 DEFAULT_DATASOURCE = "auth0"
 DEFAULT_STATE = "auth0-backfill-state.json"
 RUN_GRACE, FOLLOW_GRACE = 30.0, 8.0  # seconds appends in flight may finish after a stop
+DEFAULT_IMPORT_STATE = "auth0-backfill-import-state.json"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,13 @@ class Settings:
     )
     state: Path = _setting(
         "run", "state", parse.file_path, Path(DEFAULT_STATE), env="AUTH0_BACKFILL_STATE"
+    )
+    import_state: Path = _setting(
+        "import",
+        "state",
+        parse.file_path,
+        Path(DEFAULT_IMPORT_STATE),
+        env="AUTH0_BACKFILL_IMPORT_STATE",
     )
     from_date: datetime | None = _setting("run", "from_date", parse.when)
     from_log_id: str | None = _setting("run", "from_log_id", parse.log_id)

@@ -66,7 +66,14 @@ def refused_error(log_ids: list[str]) -> RowsRefusedError:
     )
 
 
-def record_left_out(state: RunState, rows: list[LeftOutRow], days: dict[str, int]) -> list[str]:
+class LeftOutLists(Protocol):
+    """Where a checkpoint keeps the logs left out on purpose (``RunState``, an import's)."""
+
+    refused: list[LeftOut]
+    skipped: list[LeftOut]
+
+
+def record_left_out(state: LeftOutLists, rows: list[LeftOutRow], days: dict[str, int]) -> list[str]:
     """Note a committed batch's left-out rows in the state; take them off its day counts.
     The log_ids that were refused (the run must stop)."""
     at = iso(utcnow())

@@ -11,6 +11,8 @@ from backfill.auth0.streams import LogStream, feeding
 from backfill.clients import Services, tinybird_query
 from backfill.config.settings import Settings
 from backfill.errors import RefusedError, TinybirdAuthError, TinybirdNotFoundError
+from backfill.http.client import HttpClient
+from backfill.http.retry import RetryPolicy
 from backfill.run import stream
 from backfill.run.mirror import BACKLOG, Mirror
 from backfill.run.request import Notes
@@ -38,8 +40,14 @@ class TinybirdAccess:
 
 async def tinybird(services: Services, notes: Notes) -> TinybirdAccess:
     """Before reading anything: the data source exists, and can we read it (for exactly once)?"""
-    settings = services.settings
-    query = tinybird_query(settings, http=services.http, retry=services.retry)
+    return await tinybird_access(services.settings, services.http, services.retry, notes)
+
+
+async def tinybird_access(
+    settings: Settings, http: HttpClient, retry: RetryPolicy, notes: Notes
+) -> TinybirdAccess:
+    """``tinybird``, for a command that reads no Auth0 logs (``import``)."""
+    query = tinybird_query(settings, http=http, retry=retry)
     try:
         found = await query.describe()
     except TinybirdAuthError:
@@ -201,6 +209,14 @@ async def rows_already_there(query: TinybirdQuery, state: RunState, mirrored: Mi
     low = parse_record_date(state.ranges[0].start) if state.ranges else None
     ends = [parse_record_date(item.end) for item in state.ranges]
     high = None if None in ends else max(end for end in ends if end is not None)
+    return await rows_in_window(query, low, high, mirrored)
+
+
+async def rows_in_window(
+    query: TinybirdQuery, low: datetime | None, high: datetime | None, mirrored: Mirror
+) -> int:
+    """Rows the data source holds dated in ``[low, high)`` (to now when open), of the types
+    ``mirrored`` sends."""
     where = [f"date < {datetime_literal(high or utcnow() + timedelta(hours=1))}"]
     if low is not None:
         where.append(f"date >= {datetime_literal(low)}")

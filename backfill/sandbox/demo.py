@@ -13,6 +13,9 @@ sandbox's ClickHouse table:
 - the answers of the `.pipe` files in `tinybird/endpoints/` (the Tinybird guide's use cases),
   each compared with the same numbers computed from Auth0's own records.
 
+Last, `demo_import`: logs older than Auth0's retention, from an archive a webhook stream's
+receiver kept, loaded with `python -m backfill import` next to what the backfill sent.
+
 It exits 1 when any of those numbers disagree, or when the job fails. The sandbox's credentials
 are fake, but they are still never printed.
 """
@@ -39,6 +42,7 @@ import httpx
 
 from backfill.auth0.event_types import catalog
 from backfill.errors import RetriesExhaustedError, StateLockedError
+from backfill.sandbox.demo_import import history
 from backfill.sandbox.profiles import plan_profile
 from backfill.sandbox.runner import Sandbox, SandboxConfig
 
@@ -465,7 +469,8 @@ class Demo:
         self.checks.expect(code == 0, f"verify exited {code} (0 means nothing is missing)")
         quarantined_ids = self.per_day()
         self.use_cases(quarantined_ids)
-        heading(8, "Result")
+        history(self, 8)
+        heading(9, "Result")
         seconds = time.monotonic() - started
         if self.checks.failures:
             say(f"  {len(self.checks.failures)} number(s) disagree:")

@@ -85,11 +85,13 @@ class TinybirdQuery:
     async def landed_in(self, batch: Batch, *, slack: timedelta = timedelta(seconds=1)) -> set[str]:
         """Which of a batch's log_ids are already in the data source or its quarantine."""
         wanted = set(batch.log_ids())
-        if not wanted or batch.first_log_id is None or batch.last_log_id is None:
+        if not wanted:
             return set()
+        # The span of its ids as the SQL compares them (strings): a batch's first and last rows
+        # bound it when read in id order, not in an import's order (by month, then id).
         return wanted & await self.landed_between(
-            batch.first_log_id,
-            batch.last_log_id,
+            min(wanted),
+            max(wanted),
             _parse(batch.min_date),
             _parse(batch.max_date),
             slack=slack,

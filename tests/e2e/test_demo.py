@@ -93,6 +93,10 @@ def test_the_demo_completes_and_its_numbers_agree(tmp_path: Path) -> None:
     assert pipes.count("the same from Auth0's records: ok") == 3
     logins = re.search(r"ok \(([\d,]+) logins and ([\d,]+) signups in (\d+) days\)", pipes)
     assert logins and number(logins.group(1)) > 0 and number(logins.group(2)) > 0
+    # History older than retention, imported from an archive next to the backfill.
+    history = section(output, "History past retention")
+    assert "auth0-backfill import -> auth0: done" in history
+    assert history.count(": ok") == 2 and "nothing to do ok" in history
     assert "Every number agrees" in section(output, "Result")
 
     # The demo's own lines fit a 100-column terminal; no credential is ever printed.
