@@ -3,7 +3,6 @@ into (``plan``)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,6 +13,7 @@ from backfill.config.settings import Settings
 from backfill.run.checkpoint import started_with
 from backfill.run.plan import (
     StartPoint,
+    derive_start,
     estimate_pages,
     find_start,
     newest_written,
@@ -22,6 +22,7 @@ from backfill.run.plan import (
 )
 from backfill.run.reader import Record
 from backfill.run.request import Notes
+from backfill.run.together import together
 from backfill.state import model
 from backfill.state.model import RunState
 from backfill.timeutil import iso, utcnow
@@ -46,24 +47,42 @@ async def new_run(
     As many ranges as cursors keep up with the rate limit (``Pacer.cursors_needed``, known from
     the answers so far). With more than one, the newest log is asked too, at the same time as
     the oldest: the ranges then cover only the span that holds logs, and the two pages tell how
-    many logs there are, so a small tenant is not cut more than it is worth.
+    many logs there are, so a small tenant is not cut more than it is worth. A ``--from-date``
+    start is derived from the date when the tenant's ids allow it (``derive_start``: no search,
+    and its page is the first one read); else searched for.
     """
     settings = services.settings
     now = utcnow()
     margin = timedelta(seconds=settings.late_margin_seconds)
     auth0 = services.auth0
     wanted = services.pacer.cursors_needed(cursors)
-    if wanted > 1:
-        oldest_page, newest_page = await asyncio.gather(auth0.oldest_page(), auth0.newest_page())
+
+    async def ask_newest() -> list[Record]:
+        return await auth0.newest_page() if wanted > 1 else []
+
+    derived: tuple[StartPoint, list[Record]] | None = None
+    newest: list[Record] | None = None
+    if settings.from_date is not None and settings.from_log_id is None:
+        derived, newest = await together(
+            derive_start(auth0, settings.from_date, margin), ask_newest()
+        )
+    if derived is not None:
+        start_point: StartPoint | None = derived[0]
+        first_page = derived[1]
+        known = {derived[0].start_after: first_page}  # the lead, then the logs after it
     else:
-        oldest_page, newest_page = await auth0.oldest_page(), []
-    start_point = await find_start(
-        _Searched(auth0, oldest_of(oldest_page)),
-        from_date=settings.from_date,
-        from_log_id=settings.from_log_id,
-        margin=margin,
-        notes=notes.add,
-    )
+        first_page, newest = await together(
+            auth0.oldest_page(), ask_newest() if newest is None else _given(newest)
+        )
+        start_point = await find_start(
+            _Searched(auth0, oldest_of(first_page)),
+            from_date=settings.from_date,
+            from_log_id=settings.from_log_id,
+            margin=margin,
+            notes=notes.add,
+        )
+        known = _searched(start_point, first_page) if start_point else {}
+    newest_page = newest or []
     if start_point is None:
         notes.add("The tenant has no logs at all.")
         return None
@@ -71,7 +90,7 @@ async def new_run(
     stop = min(end or now, horizon or now)
     expected = None
     if newest_page:
-        expected = estimate_pages([oldest_page, newest_page], stop - start_point.moment)
+        expected = estimate_pages([first_page, newest_page], stop - start_point.moment)
     state = new_state(settings)
     state.ranges = split(
         start_point,
@@ -88,7 +107,11 @@ async def new_run(
         iso(horizon) if horizon else None,
         f"{expected:.0f}" if expected is not None else None,
     )
-    return NewRun(state, horizon, _searched(start_point, oldest_page))
+    return NewRun(state, horizon, known)
+
+
+async def _given(page: list[Record]) -> list[Record]:
+    return page
 
 
 class _Searched:

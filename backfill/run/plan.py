@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from backfill.auth0.log_ids import has_observed_shape, order_key, synthesize, write_time
+from backfill.errors import Auth0RequestError
 from backfill.state.model import RangeState
 from backfill.timeutil import iso, parse_record_date
 
@@ -35,6 +36,10 @@ MIN_RANGE = timedelta(minutes=1)
 # planned only for this many pages of logs.
 MIN_PAGES_PER_RANGE = 4
 PAGE = 100
+
+
+class PageSource(Protocol):
+    async def page_after(self, checkpoint: str, take: int = PAGE) -> list[Record]: ...
 
 
 class LogFinder(Protocol):
@@ -110,6 +115,34 @@ async def find_start(
         f"No start given: starting from the oldest log Auth0 still retains ({oldest.get('date')})."
     )
     return from_oldest
+
+
+async def derive_start(
+    source: PageSource, from_date: datetime, margin: timedelta
+) -> tuple[StartPoint, list[Record]] | None:
+    """``--from-date`` without a search: the first page after an id synthesized a margin before
+    the date (what Auth0's reference and production pollers do), which is also the run's first
+    page (its first log the lead, the rest already read). None when that cannot be trusted, and
+    the search decides instead: no log after it, ids of another shape, a first log dated past
+    the date by more than the margin (retention reached, or a quiet stretch: the search tells
+    which, and says so), or Auth0 refusing the id (400, reported for aged-out checkpoints).
+    """
+    try:
+        page = await source.page_after(synthesize(from_date - margin), PAGE)
+    except Auth0RequestError as error:
+        if error.status != 400:
+            raise
+        return None
+    ids = [record.get("log_id") for record in page]
+    if not page or not all(isinstance(item, str) and has_observed_shape(item) for item in ids):
+        return None
+    first = page[0]
+    first_id = str(first["log_id"])
+    begins = parse_record_date(first.get("date")) or write_time(first_id)
+    if begins is None or begins > from_date + margin:
+        return None
+    start = StartPoint(first_id, first_id, from_date, from_date, True, lead_record=first)
+    return start, page
 
 
 def estimate_pages(pages: Sequence[list[Record]], span: timedelta) -> float | None:

@@ -11,7 +11,6 @@ or ``NothingToDo``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,7 @@ from backfill.run.options import RunOptions, Sink
 from backfill.run.reader import Record
 from backfill.run.request import JobRequest, Notes, run_options
 from backfill.run.retention import aged_out, expired_error
+from backfill.run.together import together
 from backfill.state.model import PendingAppend, RangeState, RunState
 from backfill.timeutil import iso, parse_record_date, utcnow
 from backfill.tinybird.events import AppendResult
@@ -83,13 +83,12 @@ async def fresh(request: JobRequest, services: Services, notes: Notes) -> Plan |
     settings = request.settings
 
     async def auth0_side() -> tuple[Feeding, Mirror, NewRun | None]:
-        feeding = await survey.streams(services)
-        mirrored = mirror(settings, feeding, None, notes.add)
-        return (
-            feeding,
-            mirrored,
-            await new_run(services, notes, end=settings.until_date, cursors=settings.concurrency),
+        # The streams are listed while the run is planned: a round trip fewer before reading.
+        feeding, planned = await together(
+            survey.streams(services),
+            new_run(services, notes, end=settings.until_date, cursors=settings.concurrency),
         )
+        return feeding, mirror(settings, feeding, None, notes.add), planned
 
     access, (feeding, mirrored, planned) = await _alongside(
         lambda found: survey.tinybird(services, found), auth0_side, notes
@@ -143,10 +142,9 @@ async def resume(request: JobRequest, services: Services, existing: RunState, no
     settings = request.settings
 
     async def auth0_side() -> tuple[Feeding, Mirror, Record | None]:
-        feeding = await survey.streams(services)
+        feeding, oldest = await together(survey.streams(services), services.auth0.oldest())
         recorded = existing.started_with.get("mirror")
-        mirrored = mirror(settings, feeding, recorded, notes.add)
-        return feeding, mirrored, await services.auth0.oldest()
+        return feeding, mirror(settings, feeding, recorded, notes.add), oldest
 
     access, (feeding, mirrored, oldest) = await _alongside(
         lambda found: survey.tinybird(services, found), auth0_side, notes
@@ -249,14 +247,9 @@ async def _alongside(
     auth0: Callable[[], Awaitable[T]],
     notes: Notes,
 ) -> tuple[survey.TinybirdAccess, T]:
-    """Tinybird's survey while Auth0 is asked: each takes round trips, and neither needs the
-    other's answer. Its notes come first and its error wins, as when it ran first."""
+    """Tinybird's survey while Auth0 is asked. Its notes come first and its error wins."""
     found = Notes()
-    surveyed, answer = await asyncio.gather(tinybird(found), auth0(), return_exceptions=True)
-    if isinstance(surveyed, BaseException):
-        raise surveyed
-    if isinstance(answer, BaseException):
-        raise answer
+    surveyed, answer = await together(tinybird(found), auth0())
     notes[0:0] = found
     return surveyed, answer
 

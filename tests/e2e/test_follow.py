@@ -54,17 +54,23 @@ class Following:
             assert self.said(text), "".join(self.lines[-30:])
 
     def wait(self, timeout: float = 60.0) -> int:
-        """It ended on its own: its exit code (its pipes closed)."""
-        self.process.communicate(timeout=timeout)
-        self._reader.join(timeout=5)
+        """It ended on its own: its exit code."""
+        self._finish(timeout)
         return self.process.returncode
+
+    def _finish(self, timeout: float) -> str:
+        """Wait for the exit; its stdout (a summary: small). stderr is the reader thread's alone:
+        ``communicate`` would take lines from it."""
+        self.process.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        assert self.process.stdout is not None
+        return self.process.stdout.read()
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 15.0) -> tuple[int, str, str]:
         """Signal it; its exit code, stdout and stderr. Bounded: the drain is under 10 s."""
         started = time.monotonic()
         self.process.send_signal(signum)
-        stdout, _ = self.process.communicate(timeout=timeout)
-        self._reader.join(timeout=5)
+        stdout = self._finish(timeout)
         assert time.monotonic() - started < 10.0, "the stop took longer than its bound"
         return self.process.returncode, stdout, "".join(self.lines)
 

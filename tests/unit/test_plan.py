@@ -11,6 +11,7 @@ from typing import Any
 from backfill.auth0.log_ids import order_key, synthesize, write_time
 from backfill.run.plan import (
     StartPoint,
+    derive_start,
     estimate_pages,
     find_start,
     newest_written,
@@ -98,6 +99,35 @@ def test_ids_of_another_shape_find_the_start_by_search() -> None:
 
 def test_an_empty_tenant_has_no_start() -> None:
     assert asyncio.run(start_of(FakeAuth0([])))[0] is None
+
+
+def test_a_from_date_start_is_derived_from_one_page_that_is_also_the_first_read() -> None:
+    records = make_tenant(500, T0, timedelta(days=1))
+    wanted = T0 + timedelta(hours=6)
+    source = FakeAuth0(records)
+    derived = asyncio.run(derive_start(source, wanted, MARGIN))
+    assert derived is not None
+    point, page = derived
+    first = min(i for i, r in enumerate(records) if r["log_id"] > synthesize(wanted - MARGIN))
+    assert page == records[first : first + 100]  # the page after the synthesized id
+    assert point.start_after == point.lead == records[first]["log_id"]  # emitted first
+    assert point.lower == point.moment == wanted and point.shaped
+    assert source.requests == 1 and source.page_searches == 0  # no search
+
+
+def test_what_a_derived_start_cannot_vouch_for_is_left_to_the_search() -> None:
+    records = make_tenant(500, T0, timedelta(days=1))
+    # Auth0 refuses an id older than what it retains (a 400, as reported).
+    aged = FakeAuth0(records, oldest_index=100)
+    assert asyncio.run(derive_start(aged, T0, MARGIN)) is None
+    # Nothing after the date.
+    assert asyncio.run(derive_start(FakeAuth0(records), T0 + timedelta(days=2), MARGIN)) is None
+    # The first log comes long after the date: retention, or a quiet stretch; the search says.
+    late = [r for r in records if r["date"] >= iso(T0 + timedelta(hours=12))]
+    assert asyncio.run(derive_start(FakeAuth0(late), T0 + timedelta(hours=6), MARGIN)) is None
+    # Ids of another shape.
+    odd = [{**record, "log_id": f"{index:030d}"} for index, record in enumerate(records)]
+    assert asyncio.run(derive_start(FakeAuth0(odd), T0, MARGIN)) is None
 
 
 def test_ranges_are_cut_at_log_ids_up_to_the_newest_log_and_share_the_run_dates() -> None:
