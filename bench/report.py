@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from backfill.config.settings import Settings
+from bench.measure import ROOT
 from bench.plans import (
     AUTH0_LATENCY,
     MIN_STEADY_SECONDS,
@@ -23,7 +24,6 @@ from bench.plans import (
 from bench.sampler import proc_status
 from bench.shapes import AUTH0_ROUND_TRIP_MS, TINYBIRD_ACK_MS, ShapeResult
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET_SHARE_OF_CEILING = 0.9
 TARGET_429_SHARE = 0.01
 TARGET_PEAK_RSS_MIB = 150.0

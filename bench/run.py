@@ -68,7 +68,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.measure import measure_memory, note
+from bench.measure import ROOT, measure_memory, note
 from bench.plans import (
     DEFAULT_NAIVE_SECONDS,
     DEFAULT_PLANS,
@@ -78,7 +78,7 @@ from bench.plans import (
     make_plan,
     measure_plan,
 )
-from bench.report import ROOT, machine, memory_report, report
+from bench.report import machine, memory_report, report
 from bench.sampler import SAMPLE_SECONDS
 from bench.shapes import SHAPES, measure_shape
 
