@@ -60,7 +60,7 @@ check: lint types test ## Everything CI runs: lint, types, tests
 package: $(STAMP) ## Build the sdist and the wheel, check them, install the wheel alone and run it
 	PYTHON=$(BIN)/python .ci/package
 
-bench: $(STAMP) ## Throughput per plan and per tenant shape vs the rate-limit ceiling
+bench: $(STAMP) ## Throughput per plan and tenant shape vs the ceiling; following
 	$(BIN)/python -m bench.run
 
 bench-memory: $(STAMP) ## Peak RSS of a 1,000,000-log backfill
