@@ -60,7 +60,7 @@ check: lint types test ## Everything CI runs: lint, types, tests
 package: $(STAMP) ## Build the sdist and the wheel, check them, install the wheel alone and run it
 	PYTHON=$(BIN)/python .ci/package
 
-bench: $(STAMP) ## Throughput per plan and per tenant shape vs the ceiling; the import of archives
+bench: $(STAMP) ## Throughput per plan and tenant shape vs the ceiling; following; the import of archives
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.run --imports
 

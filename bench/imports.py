@@ -46,8 +46,7 @@ from backfill.archive.sources import expand
 from backfill.archive.staging import Staging
 from backfill.records.envelope import serialize, to_envelope
 from backfill.run.stopper import Stopper
-from bench.measure import LAUNCHER, note
-from bench.report import ROOT
+from bench.measure import LAUNCHER, ROOT, note
 
 ARCHIVES = ROOT / ".bench" / "archives"
 SIZES = (300_000, 1_000_000)

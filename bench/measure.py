@@ -18,14 +18,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backfill.sandbox import MultiTenantSandbox, Sandbox, SandboxConfig
 from bench.landing import Landing, ServedTenant, check_landing
-from bench.sampler import COLUMNS, Sample, Sampler, merged_stats
+from bench.sampler import COLUMNS, Sample, Sampler, job_pid, merged_stats
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout benchmarked
 LAUNCHER = Path(__file__).resolve().with_name("_launch.py")
 
 
@@ -55,12 +57,18 @@ def job_arguments(sandbox: Sandbox | MultiTenantSandbox, workdir: Path) -> list[
 
 
 def job_environment(sandbox: Sandbox | MultiTenantSandbox) -> dict[str, str]:
+    """This environment pointed at the sandbox; this checkout first on the import path, so the
+    job is this code even where an installed copy (an editable install of another worktree)
+    would be found otherwise."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("AUTH0_", "TINYBIRD_"))
     }
     env.update(sandbox.env())
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), *(item for item in env.get("PYTHONPATH", "").split(os.pathsep) if item)]
+    )
     return env
 
 
@@ -124,65 +132,124 @@ class JobRun:
         return body
 
 
-def run_job(sandbox: Sandbox | MultiTenantSandbox, timeout: float) -> JobRun:
-    """`python -m backfill run --quiet --json` against the sandbox, through the launcher."""
-    with tempfile.TemporaryDirectory(prefix="auth0-backfill-bench-") as scratch:
-        workdir = Path(scratch)
-        tenants = served_tenants(sandbox, workdir)
-        result_path = workdir / "usage.json"
-        stderr_path = workdir / "stderr.txt"
+def run_job(
+    sandbox: Sandbox | MultiTenantSandbox, timeout: float, args: Sequence[str] = ()
+) -> JobRun:
+    """`python -m backfill run --quiet --json [ARGS]` against the sandbox, launch to exit."""
+    with LaunchedJob(sandbox, args) as job:
+        job.wait(timeout)
+        return job.result()
+
+
+class LaunchedJob:
+    """The job under test, started through the launcher against a sandbox and watched by a
+    `Sampler` until `wait` sees it exit, or `stop` signals it (a follow ends only so); then
+    `result`. Leaving the context stops what still runs and removes the scratch directory."""
+
+    def __init__(self, sandbox: Sandbox | MultiTenantSandbox, args: Sequence[str] = ()) -> None:
+        self._sandbox = sandbox
+        self._cleanup = contextlib.ExitStack()
+        scratch = self._cleanup.enter_context(
+            tempfile.TemporaryDirectory(prefix="auth0-backfill-bench-")
+        )
+        self.workdir = Path(scratch)
+        self.tenants = served_tenants(sandbox, self.workdir)
+        self._usage_path = self.workdir / "usage.json"
+        self._stderr_path = self.workdir / "stderr.txt"
         command = [
-            sys.executable, "-I", "-S", str(LAUNCHER), str(result_path), "--",
+            sys.executable, "-I", "-S", str(LAUNCHER), str(self._usage_path), "--",
             sys.executable, "-m", "backfill", "run", "--quiet", "--json",
-            *job_arguments(sandbox, workdir),
+            *job_arguments(sandbox, self.workdir), *args,
         ]  # fmt: skip
-        timed_out = False
-        sandbox_cpu = _own_cpu_seconds()
-        with stderr_path.open("wb") as stderr:
-            started = time.monotonic()
-            process = subprocess.Popen(
+        self.timed_out = False
+        self._stdout = b""
+        self._sandbox_cpu = _own_cpu_seconds()
+        self.ended: float | None = None
+        try:
+            stderr = self._cleanup.enter_context(self._stderr_path.open("wb"))
+            self.started = time.monotonic()
+            self.process = subprocess.Popen(
                 command,
-                cwd=workdir,
+                cwd=self.workdir,
                 env=job_environment(sandbox),
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 start_new_session=True,  # its own process group: a timeout stops job and launcher
             )
-            with Sampler(sandbox, tenants, process.pid, started) as sampler:
-                try:
-                    stdout, _ = process.communicate(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-                    stdout = _stop_group(process)
-            wall = time.monotonic() - started
-        sandbox_cpu = _own_cpu_seconds() - sandbox_cpu
+        except BaseException:
+            self._cleanup.close()
+            raise
+        self.sampler = Sampler(sandbox, self.tenants, self.process.pid, self.started)
+        self._cleanup.callback(self._end)
+        self.sampler.start()
+
+    def __enter__(self) -> LaunchedJob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cleanup.close()
+
+    def since_launch(self) -> float:
+        return time.monotonic() - self.started
+
+    def wait(self, timeout: float) -> None:
+        """Until the job exits; past `timeout`, stopped (SIGTERM, then SIGKILL) and flagged."""
+        try:
+            self._stdout, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.timed_out = True
+            self._stdout = _stop_group(self.process)
+        self.ended = time.monotonic()
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 45.0) -> float:
+        """Signal the job, not the launcher (which waits for it and reports its exit code), and
+        wait for it: the seconds from the signal to the exit."""
+        signalled = time.monotonic()
+        pid = job_pid(self.process.pid)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        self.wait(timeout)
+        return time.monotonic() - signalled
+
+    def result(self) -> JobRun:
+        """What the run did, once it ended (`wait` or `stop`): usage, summary, samples, landing."""
+        if self.ended is None:
+            raise RuntimeError("the job is still running: wait for it or stop it first")
+        self.sampler.stop()
+        sandbox_cpu = _own_cpu_seconds() - self._sandbox_cpu
         usage: dict[str, Any] = {}
-        if result_path.exists():
-            usage = json.loads(result_path.read_text())
+        if self._usage_path.exists():
+            usage = json.loads(self._usage_path.read_text())
         summary: dict[str, Any] | list[dict[str, Any]] = {}
         with contextlib.suppress(ValueError):
-            summary = json.loads(stdout.decode() or "{}")
-        stderr_tail = stderr_path.read_text(errors="replace")[-2000:]
-    peak = usage.get("max_rss_kib")
-    inherited = usage.get("launcher_hwm_kib")
-    return JobRun(
-        exit_code=usage.get("exit_code", process.returncode),
-        wall_seconds=usage.get("wall_seconds", wall),
-        cpu_user_seconds=usage.get("cpu_user_seconds"),
-        cpu_system_seconds=usage.get("cpu_system_seconds"),
-        peak_rss_mib=peak / 1024 if peak else None,
-        inherited_rss_mib=inherited / 1024 if inherited else None,
-        sandbox_cpu_seconds=sandbox_cpu,
-        summary=summary,
-        samples=sampler.samples,
-        auth0_stats=merged_stats([item.auth0.counters.snapshot() for item in tenants]),
-        tinybird_stats=sandbox.tinybird.counters.snapshot(),
-        first_checkpoint=sampler.first_checkpoint,
-        landing=[check_landing(sandbox.store, item) for item in tenants],
-        page_span=_page_span(tenants, started),
-        timed_out=timed_out,
-        stderr_tail=stderr_tail,
-    )
+            summary = json.loads(self._stdout.decode() or "{}")
+        peak = usage.get("max_rss_kib")
+        inherited = usage.get("launcher_hwm_kib")
+        sandbox = self._sandbox
+        return JobRun(
+            exit_code=usage.get("exit_code", self.process.returncode),
+            wall_seconds=usage.get("wall_seconds", self.ended - self.started),
+            cpu_user_seconds=usage.get("cpu_user_seconds"),
+            cpu_system_seconds=usage.get("cpu_system_seconds"),
+            peak_rss_mib=peak / 1024 if peak else None,
+            inherited_rss_mib=inherited / 1024 if inherited else None,
+            sandbox_cpu_seconds=sandbox_cpu,
+            summary=summary,
+            samples=self.sampler.samples,
+            auth0_stats=merged_stats([item.auth0.counters.snapshot() for item in self.tenants]),
+            tinybird_stats=sandbox.tinybird.counters.snapshot(),
+            first_checkpoint=self.sampler.first_checkpoint,
+            landing=[check_landing(sandbox.store, item) for item in self.tenants],
+            page_span=_page_span(self.tenants, self.started),
+            timed_out=self.timed_out,
+            stderr_tail=self._stderr_path.read_text(errors="replace")[-2000:],
+        )
+
+    def _end(self) -> None:
+        if self.process.poll() is None:
+            _stop_group(self.process)
+        self.sampler.stop()
 
 
 def _page_span(tenants: list[ServedTenant], started: float) -> tuple[float, float] | None:

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import statistics
 import subprocess
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from backfill.config.settings import Settings
+from backfill.sandbox.profiles import plan_profile
+from bench.follow import (
+    APPLICATION_EVERY_SECONDS,
+    MEAN_SECONDS_BETWEEN_APPENDS,
+    MOST_LOGS_AT_ONCE,
+    PROFILE,
+    FollowResult,
+    RateShareResult,
+    refill_rate,
+)
+from bench.measure import ROOT
 from bench.plans import (
     AUTH0_LATENCY,
     MIN_STEADY_SECONDS,
@@ -19,11 +32,11 @@ from bench.plans import (
     TINYBIRD_ACK_LATENCY,
     WARMUP_SECONDS,
     PlanResult,
+    describe_limit,
 )
 from bench.sampler import proc_status
 from bench.shapes import AUTH0_ROUND_TRIP_MS, TINYBIRD_ACK_MS, ShapeResult
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET_SHARE_OF_CEILING = 0.9
 TARGET_429_SHARE = 0.01
 TARGET_PEAK_RSS_MIB = 150.0
@@ -34,6 +47,12 @@ TARGET_CORE_AT_ENTERPRISE = 0.10
 BUSY_SANDBOX_CORE_SHARE = 0.8
 BUSY_AUTH0_OVERHEAD_MS = 0.1 * AUTH0_ROUND_TRIP_MS
 BUSY_TINYBIRD_OVERHEAD_MS = TINYBIRD_ACK_MS
+# docs/operations.md: a new log is sent "within that interval plus a few seconds".
+TARGET_FOLLOW_SLACK_SECONDS = 5.0
+TARGET_IDLE_REQUESTS = (0.7, 1.3)  # x the idle window / the poll interval
+TARGET_STOP_SECONDS = 10.0  # the 8 s drain (`shutdown_grace_seconds`) and the exit
+TARGET_SHARE_OF_SHARE = 0.8  # issue 25: a share of 0.5 runs at >= 0.8 of half the ceiling
+ISSUE_BASELINE = "7 of 10"  # the application's calls refused at share 1 in issue 25
 
 
 def machine() -> dict[str, Any]:
@@ -107,12 +126,18 @@ def report(
     facts: dict[str, Any],
     started: datetime,
     total: float,
+    follow: FollowResult | None = None,
+    rate_shares: Sequence[RateShareResult] = (),
 ) -> str:
     lines = [*header(command, facts, started)]
     if plans:
         lines += ["", *plans_section(plans)]
     if shapes:
         lines += ["", *shapes_section(shapes)]
+    if follow:
+        lines += ["", *follow_section(follow)]
+    if rate_shares:
+        lines += ["", *rate_share_section(rate_shares)]
     lines += ["", f"Benchmark wall time: {total:.0f} s."]
     return "\n".join(lines)
 
@@ -344,6 +369,163 @@ def _shape_targets(results: list[ShapeResult]) -> list[str]:
         + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in landed)
         + f" ({_mark(all(ok for _, ok in landed))})",
     ]
+
+
+# -- following --------------------------------------------------------------------------------
+
+
+def follow_section(result: FollowResult) -> list[str]:
+    f, settings = result.figures, result.settings
+    interval, latency = settings.poll_interval, f["latency"]
+    rss = " / ".join(
+        _number(f[key], 0)
+        for key in ("rss_mib_caught_up", "rss_mib_appends_done", "rss_mib_idle_end")
+    )
+    idle = f"{_number(f['idle_logs_requests'])} ({_number(f['idle_expected_requests'], 1)})"
+    window = f["idle_seconds"]
+    with_round_trip = window / (interval + AUTH0_ROUND_TRIP_MS / 1000) if window else None
+    return [
+        "### Following: from a log's write to its acknowledgement (local sandbox)",
+        "",
+        "| Poll interval | New logs | p50 s | p95 s | Max s | Late log | Idle `/api/v2/logs` "
+        "requests (expected) | Idle CPU | RSS caught up / after appends / idle end | Stop "
+        "| Exactly once |",
+        "|--:|--:|--:|--:|--:|---|--:|--:|--:|---|---|",
+        f"| {interval:g} s | {latency['count']} | {_number(latency['p50'], 2)} "
+        f"| {_number(latency['p95'], 2)} | {_number(latency['max'], 2)} | {_late(f['late'])} "
+        f"| {idle} | {_percent(f['idle_core_share'], 2)} | {rss} MiB | {_stop(f)} "
+        f"| {_landed(f)} |",
+        "",
+        f"How: {PROFILE} plan ({describe_limit(plan_profile(PROFILE))}), "
+        f"{settings.history_logs:,} logs of history, Auth0 round trip {AUTH0_ROUND_TRIP_MS:g} ms, "
+        f"Tinybird `wait=true` acknowledged after {TINYBIRD_ACK_MS:g} ms; the job as "
+        f"`run --follow --poll-interval {interval:g} --quiet --json`. Once the history was in "
+        f"({_number(f['caught_up_seconds'], 1)} s after launch), {settings.appending_seconds:g} s "
+        f"of appends at random moments (seed {settings.seed}, 1 to {MOST_LOGS_AT_ONCE} logs, "
+        f"{MEAN_SECONDS_BETWEEN_APPENDS:g} s apart on average) through `/__sandbox/append`. "
+        "*Latency*: from the append call to the moment the Tinybird emulator answered the job's "
+        "append that held the log (nearest-rank percentiles). A log waits for the next poll (up "
+        "to an interval after the previous poll ended), then a round trip and the "
+        "acknowledgement: latency is bounded by the interval, so at the job's default of "
+        f"{_DEFAULTS.poll_interval:g} s expect up to about "
+        f"{max(0.0, _DEFAULTS.poll_interval - interval):g} s more than here. The *late log* "
+        f"stays hidden {settings.late_seconds:g} s behind a newer "
+        "one; its latency counts from when it became visible. *Idle*: "
+        f"{_number(f['idle_seconds'], 0)} s without appends; expected = window / interval, a "
+        "poll being one short page (the next starts an interval after one ends, so a round "
+        f"trip later: about {_number(with_round_trip, 1)}); "
+        f"{_number(f['idle_other_requests'])} other Management API requests (the "
+        "every-tenth-poll check); *Idle CPU* is the job's share of a core in it. "
+        "*RSS* from `/proc` samples when the history was in, after the appends, at the idle "
+        f"window's end (peak {_number(f['peak_rss_mib'], 0, ' MiB')} by `wait4`). *Stop*: "
+        "SIGTERM to the job, then the seconds until it exited.",
+        "",
+        *_follow_targets(f, interval),
+    ]
+
+
+def _late(late: dict[str, Any] | None) -> str:
+    if late is None:
+        return "none appended"
+    if late["acknowledged"] == 0:
+        return "NOT LANDED"
+    times = "once" if late["acknowledged"] == 1 else f"{late['acknowledged']} TIMES"
+    return f"landed {times}, {_number(late['seconds_after_visible'], 2)} s after visible"
+
+
+def _stop(figures: dict[str, Any]) -> str:
+    return f"exit {figures['exit_code']} in {_number(figures['stop_seconds'], 1)} s"
+
+
+def _follow_targets(f: dict[str, Any], interval: float) -> list[str]:
+    bound = interval + TARGET_FOLLOW_SLACK_SECONDS
+    longest = f["latency"]["max"]
+    on_time = longest is not None and longest <= bound and f["never_acknowledged"] == 0
+    late = f["late"]
+    low, high = TARGET_IDLE_REQUESTS
+    expected, asked = f["idle_expected_requests"], f["idle_logs_requests"]
+    idle_met = bool(expected) and asked is not None and low * expected <= asked <= high * expected
+    stopped = f["exit_code"] == 0 and (f["stop_seconds"] or math.inf) <= TARGET_STOP_SECONDS
+    return [
+        "Targets:",
+        f"- every new log acknowledged within the interval + {TARGET_FOLLOW_SLACK_SECONDS:g} s "
+        f"({bound:g} s): max {_number(longest, 2)} s, {f['never_acknowledged']} never "
+        f"({_mark(on_time)})",
+        f"- the late log lands once: {_late(late)} "
+        f"({_mark(late is not None and late['acknowledged'] == 1)})",
+        f"- idle, a request a poll: {_number(asked)} `/api/v2/logs` requests for "
+        f"{_number(expected, 1)} polls, {low:g} to {high:g} x allowed ({_mark(idle_met)})",
+        f"- SIGTERM: exit 0 within {TARGET_STOP_SECONDS:g} s: {_stop(f)} ({_mark(stopped)})",
+        f"- nothing lost or duplicated: {_landed(f)} ({_mark(f['exactly_once'])})",
+    ]
+
+
+def rate_share_section(results: Sequence[RateShareResult]) -> list[str]:
+    ceiling = refill_rate()
+    lines = [
+        "### A share of the rate limit beside the tenant's own application (local sandbox)",
+        "",
+        "| `--rate-share` | Logs | Job requests/s reading | Of the ceiling | Reading s | Wall s "
+        "| Job 429s | Application calls | Application 429s | Exactly once |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for result in results:
+        f = result.figures
+        calls, refused = f["application_calls"], f["application_429"]
+        lines.append(
+            f"| {result.share:g} | {result.logs:,} | {_number(f['job_requests_per_second'], 2)} "
+            f"| {_number(f['share_of_ceiling'], 2)} | {_number(f['reading_seconds'], 1)} "
+            f"| {f['wall_seconds']:.1f} | {f['job_429']} | {calls} "
+            f"| {refused} ({_percent(refused / calls if calls else None, 0)}) "
+            f"| {'yes' if f['exactly_once'] else 'NO'} |"
+        )
+    return [
+        *lines,
+        "",
+        f"How: {PROFILE} plan ({describe_limit(plan_profile(PROFILE))}: a ceiling of "
+        f"{ceiling:g} requests/s shared by the whole Management API), Auth0 round trip "
+        f"{AUTH0_ROUND_TRIP_MS:g} ms, Tinybird `wait=true` acknowledged after "
+        f"{TINYBIRD_ACK_MS:g} ms; one backfill per share, `run --rate-share S --quiet --json`, "
+        "while the tenant's own application calls `GET /api/v2/log-streams` every "
+        f"{APPLICATION_EVERY_SECONDS:g} s with a token of its own (from before the launch until "
+        "the exit). *Job requests/s reading*: its `/api/v2/logs` answers per second from the "
+        "first checkpoint page asked to the last answered (the emulator's counts, sampled every "
+        "0.25 s); *of the ceiling*: over the plan's refill. *Job 429s*: the emulator's 429s "
+        "less the application's.",
+        "",
+        *_rate_share_targets(results),
+    ]
+
+
+def _rate_share_targets(results: Sequence[RateShareResult]) -> list[str]:
+    lines = ["Targets:"]
+    for result in results:
+        f, share = result.figures, result.share
+        if share >= 1:
+            lines.append(
+                f"- baseline, `--rate-share {share:g}`: the application met "
+                f"{f['application_429']} 429s in {f['application_calls']} calls (issue 25: "
+                f"{ISSUE_BASELINE}); the job {_number(f['share_of_ceiling'], 2)} of the ceiling"
+            )
+            continue
+        wanted = TARGET_SHARE_OF_SHARE * share
+        pace = f["share_of_ceiling"]
+        lines += [
+            f"- `--rate-share {share:g}`: at least {TARGET_SHARE_OF_SHARE:g} of its share, "
+            f"{wanted:.2f} of the ceiling: {_number(pace, 2)} "
+            f"({_mark(pace is not None and pace >= wanted)})",
+            f"- `--rate-share {share:g}`: the application meets no 429: {f['application_429']} "
+            f"in {f['application_calls']} calls "
+            f"({_mark(f['application_429'] == 0 and f['application_calls'] > 0)}); the job none: "
+            f"{f['job_429']} ({_mark(f['job_429'] == 0)})",
+        ]
+    landed = [(r.share, r.figures["exactly_once"]) for r in results]
+    lines.append(
+        "- nothing lost or duplicated: "
+        + ", ".join(f"{share:g} {'yes' if ok else 'NO'}" for share, ok in landed)
+        + f" ({_mark(all(ok for _, ok in landed))})"
+    )
+    return lines
 
 
 # -- memory -----------------------------------------------------------------------------------

@@ -1,19 +1,24 @@
 """Benchmark of auth0-backfill on the local sandbox: throughput per Auth0 plan, tenant shapes
-against the ceiling, and memory. The figures go to stdout (Markdown) and to `.bench/*.json`;
-docs/performance.md keeps the ones worth quoting, with their date and commit.
+against the ceiling, following (latency, idle, stop; a share of the rate limit), and memory.
+The figures go to stdout (Markdown) and to `.bench/*.json`; docs/performance.md keeps the ones
+worth quoting, with their date and commit.
 
-    python -m bench.run                              # every plan and every shape (make bench)
+    python -m bench.run                              # every plan, shape and follow (make bench)
     python -m bench.run --shapes uneven              # one shape only (no plans)
     python -m bench.run --shapes uneven --seeds 2    # and one of its seeds
     python -m bench.run --shapes all --shape-scale 0.25 --tenants 10   # a quicker look
     python -m bench.run --profiles free,enterprise --seconds 10         # plans only, short
+    python -m bench.run --follow                     # follow latency and rate share only
+    python -m bench.run --follow --poll-interval 30 --appending-seconds 300   # longer
     python -m bench.run --memory                     # peak RSS of a 1,000,000-log backfill
     python -m bench.run --imports                    # `import` of 300,000 and 1,000,000 records
 
-Giving `--profiles` or `--shapes` runs only what is given (`none` for neither); giving neither
-runs both. Modules: `measure.py` (the job as a child process, `run_job`), `sampler.py` (what is
-read while it runs), `landing.py` (what landed), `plans.py` and `shapes.py` (the two families
-of measurements), `report.py` (the tables), `_launch.py` (the job's own resource use).
+Giving `--profiles`, `--shapes` or `--follow` runs only what is given (`none` for no plans or
+no shapes); giving none of them runs all three. Modules: `measure.py` (the job as a child
+process: `LaunchedJob`, `run_job`), `sampler.py` (what is read while it runs), `landing.py`
+(what landed), `plans.py`, `shapes.py` and `follow.py` (the families of measurements; the
+follow's method is in its docstring), `report.py` (the tables), `_launch.py` (the job's own
+resource use).
 
 Method
 - Each measurement starts a fresh sandbox in this process: `Sandbox` (one tenant) or
@@ -69,9 +74,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.follow import (
+    APPENDING_SECONDS,
+    IDLE_SECONDS,
+    POLL_INTERVAL,
+    RATE_SHARES,
+    FollowSettings,
+    measure_follow,
+    measure_rate_share,
+)
 from bench.imports import SIZES as IMPORT_SIZES
 from bench.imports import import_report, measure_imports
-from bench.measure import measure_memory, note
+from bench.measure import ROOT, measure_memory, note
 from bench.plans import (
     DEFAULT_NAIVE_SECONDS,
     DEFAULT_PLANS,
@@ -81,7 +95,7 @@ from bench.plans import (
     make_plan,
     measure_plan,
 )
-from bench.report import ROOT, machine, memory_report, report
+from bench.report import machine, memory_report, report
 from bench.sampler import SAMPLE_SECONDS
 from bench.shapes import SHAPES, measure_shape
 
@@ -152,15 +166,46 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="PLAN=K",
         help="Run PLAN K times faster: refill x K, latencies / K (repeatable).",
     )
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="Run the follow measurements: latency from a log's write to its acknowledgement, "
+        f"idle cost and stop of `run --follow`; then `--rate-share` "
+        f"{' and '.join(f'{share:g}' for share in RATE_SHARES)} beside the tenant's own "
+        "application.",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=POLL_INTERVAL,
+        metavar="SECONDS",
+        help="The follow's --poll-interval (default: %(default)g; the job's own is 30).",
+    )
+    parser.add_argument(
+        "--appending-seconds",
+        type=float,
+        default=APPENDING_SECONDS,
+        metavar="SECONDS",
+        help="How long new logs are appended while following (default: %(default)g).",
+    )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=IDLE_SECONDS,
+        metavar="SECONDS",
+        help="The idle window after the appends (default: %(default)g).",
+    )
     parser.add_argument("--logs", type=int, default=MEMORY_LOGS, help="Logs for --memory.")
     parser.add_argument("--json", type=Path, metavar="FILE", help="Also save the figures here.")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.shape_scale <= 0:
         parser.error("--seconds and --shape-scale must be positive")
+    if min(args.poll_interval, args.appending_seconds, args.idle_seconds) <= 0:
+        parser.error("--poll-interval, --appending-seconds and --idle-seconds must be positive")
     if args.tenants is not None and args.tenants < 1:
         parser.error("--tenants must be at least 1")
-    if args.profiles is None and args.shapes is None:
-        args.profiles, args.shapes = ",".join(DEFAULT_PLANS), "all"
+    if args.profiles is None and args.shapes is None and not args.follow:
+        args.profiles, args.shapes, args.follow = ",".join(DEFAULT_PLANS), "all", True
     try:
         args.seeds = tuple(int(seed) for seed in _names(args.seeds)) or None
     except ValueError:
@@ -249,8 +294,13 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.shape_names
         for run in SHAPES[name].runs(args.shape_scale, args.tenants, args.seeds)
     ]
+    follow_settings = FollowSettings(args.poll_interval, args.appending_seconds, args.idle_seconds)
+    follow = measure_follow(follow_settings) if args.follow else None
+    rate_shares = [measure_rate_share(share) for share in RATE_SHARES] if args.follow else []
     total = time.monotonic() - started
-    text = report(plan_results, shape_results, command, facts, started_at, total)
+    text = report(
+        plan_results, shape_results, command, facts, started_at, total, follow, rate_shares
+    )
     document = {
         "kind": "throughput",
         **common,
@@ -265,13 +315,20 @@ def main(argv: list[str] | None = None) -> int:
         },
         "plans": [result.to_json() for result in plan_results],
         "shapes": [result.to_json() for result in shape_results],
+        "follow": follow.to_json() if follow else None,
+        "rate_share": [result.to_json() for result in rate_shares],
         "benchmark_seconds": total,
     }
     paths = save(document, "latest.json", started_at, args.json)
     print(text)
     note(f"figures saved to {', '.join(str(path) for path in paths)}")
-    jobs = [result.job for result in plan_results] + [result.job for result in shape_results]
-    return 0 if all(job.ok and job.exactly_once for job in jobs) else 1
+    jobs = [
+        *(result.job for result in plan_results),
+        *(result.job for result in shape_results),
+        *(result.job for result in rate_shares),
+    ]
+    followed = follow is None or (follow.job.exit_code == 0 and follow.job.exactly_once)
+    return 0 if followed and all(job.ok and job.exactly_once for job in jobs) else 1
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ COLUMNS = [
 
 
 class Sampler:
-    """Reads the emulators' counters, the job's `/proc` entry and its state files, every 0.25 s."""
+    """Reads the emulators' counters, the job's `/proc` entry and its state files, every 0.25 s,
+    from `start` to `stop`."""
 
     def __init__(
         self,
@@ -59,11 +60,13 @@ class Sampler:
         self.first_checkpoint: dict[str, float | None] = {item.name: None for item in tenants}
         self._thread = threading.Thread(target=self._loop, name="bench-sampler", daemon=True)
 
-    def __enter__(self) -> Sampler:
+    def start(self) -> None:
         self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
+        """The last sample, once: further calls do nothing."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._thread.join()
         self._take()
@@ -119,17 +122,23 @@ class Sampler:
 
     def _job_status(self) -> dict[str, int]:
         """VmRSS (kiB) and Threads of the job: the launcher's child, not the launcher."""
-        try:
+        if self._job_pid is None:
+            self._job_pid = job_pid(self._launcher_pid)
             if self._job_pid is None:
-                children = Path(
-                    f"/proc/{self._launcher_pid}/task/{self._launcher_pid}/children"
-                ).read_text()
-                if not children.split():
-                    return {}
-                self._job_pid = int(children.split()[0])
+                return {}
+        try:
             return proc_status(Path(f"/proc/{self._job_pid}/status"), ("VmRSS", "Threads"))
         except (OSError, ValueError):
             return {}
+
+
+def job_pid(launcher_pid: int) -> int | None:
+    """The job's process id: the launcher's one child, once it is spawned."""
+    try:
+        children = Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text().split()
+        return int(children[0]) if children else None
+    except (OSError, ValueError):
+        return None
 
 
 def proc_status(path: Path, keys: tuple[str, ...]) -> dict[str, int]:
