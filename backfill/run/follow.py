@@ -135,10 +135,13 @@ class Follower:
         """Poll until stopped; the outcome ("stopped"). Raises what no pause changes."""
         await self._seed()
         failures = 0
+        began = time.monotonic()  # the history's end: the first poll an interval after it
         while True:
-            pause = pause_after(self.interval, failures)
+            # A poll every interval, start to start: its own time is not added to the wait.
+            pause = pause_after(self.interval, failures) - (time.monotonic() - began)
             if await self.request.stopper.wait(pause):
                 return "stopped"
+            began = time.monotonic()
             try:
                 await self._survey()
                 await self._poll()
