@@ -25,6 +25,7 @@ from backfill.cli.common import (
 )
 from backfill.config.settings import environment
 from backfill.config.tenants import parse_shard, resolve_tenants
+from backfill.run.budget import MIB, MemoryBudget
 from backfill.run.command import RunCommand
 from backfill.run.job import Report, Runner, run_requests
 from backfill.run.metrics import Metrics
@@ -178,8 +179,9 @@ def run(runner: Runner | None, /, **options: Any) -> None:
         async def every_tenant() -> list[Report]:
             stoppers = [Stopper() for _ in everyone]
             with on_signals(stoppers), output_file(command.output) as stream:
+                budget = MemoryBudget(first.memory_budget_mib * MIB)
                 requests = command.job_requests(
-                    everyone, stoppers, stream, single=single, metrics=metrics
+                    everyone, stoppers, stream, single=single, metrics=metrics, budget=budget
                 )
                 return await runner(requests, single)
 

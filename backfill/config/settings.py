@@ -115,6 +115,9 @@ class Settings:
         "run", "shutdown_grace_seconds", parse.positive_float
     )
     poll_interval: float = _setting("run", "poll_interval", parse.positive_float, 30.0)
+    # The bytes every tenant's batches may hold at once, shared by the tenants reading
+    # (``run.budget``): one figure for the process, whatever the number of tenants.
+    memory_budget_mib: int = _setting("run", "memory_budget_mib", parse.whole(65536), 64)
     metrics_port: int | None = _setting("run", "metrics_port", parse.port)
     metrics_file: Path | None = _setting("run", "metrics_file", parse.file_path)
     resume_settle: float = _setting("run", "resume_settle_seconds", parse.non_negative_float, 5.0)

@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from backfill.timeutil import stamp
 
@@ -116,8 +117,9 @@ class BatchBuilder:
         self._reset()
 
     def _reset(self) -> None:
-        self._compressor = deflate.compressobj(GZIP_LEVEL, deflate.DEFLATED, 31)  # 31: gzip
+        self._compressor: Any = None  # made with the first row: an empty batch holds none
         self._chunks: list[bytes] = []
+        self._chunk_bytes = 0
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._hash = hashlib.sha256()
@@ -162,9 +164,25 @@ class BatchBuilder:
             if self._max_date is None or stamp > self._max_date:
                 self._max_date = stamp
 
+    @property
+    def held_bytes(self) -> int:
+        """What the batch keeps in memory now: its rows compressed so far, and those not yet."""
+        return self._chunk_bytes + self._pending_bytes
+
+    def compress(self) -> None:
+        """Compress the rows added since the last time (the reader calls it after each page):
+        a serialized row costs several times its length in memory until it is compressed
+        (orjson allocates kilobytes for each line), so none waits long."""
+        if self._pending:
+            self._compress_pending()
+
     def _compress_pending(self) -> None:
         data = b"".join(self._pending)
-        self._chunks.append(self._compressor.compress(data))
+        if self._compressor is None:
+            self._compressor = deflate.compressobj(GZIP_LEVEL, deflate.DEFLATED, 31)  # 31: gzip
+        chunk = self._compressor.compress(data)
+        self._chunks.append(chunk)
+        self._chunk_bytes += len(chunk)
         self._hash.update(data)
         self._pending.clear()
         self._pending_bytes = 0

@@ -12,6 +12,7 @@ from typing import IO, Any
 from backfill.config.parse import log_id
 from backfill.config.settings import Settings
 from backfill.errors import UsageError
+from backfill.run.budget import MemoryBudget
 from backfill.run.metrics import Metrics
 from backfill.run.request import JobRequest
 from backfill.run.stopper import Stopper
@@ -129,6 +130,7 @@ class RunCommand:
         *,
         single: bool,
         metrics: Metrics | None = None,
+        budget: MemoryBudget | None = None,
     ) -> list[JobRequest]:
         skipped = self.skipped()
         return [
@@ -148,6 +150,7 @@ class RunCommand:
                 skip_log_ids=skipped,
                 follow=self.follow,
                 metrics=metrics,
+                budget=budget,
             )
             for settings, stopper in zip(everyone, stoppers, strict=True)
         ]

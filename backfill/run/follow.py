@@ -30,6 +30,7 @@ from backfill.clients import Services
 from backfill.errors import Interrupted, RetriesExhaustedError
 from backfill.records.batches import Batch
 from backfill.run import survey
+from backfill.run.budget import TenantBudget
 from backfill.run.metrics import TenantFigures
 from backfill.run.pipeline import Pipeline
 from backfill.run.request import JobRequest, Notes
@@ -117,6 +118,7 @@ class Follower:
         figures: TenantFigures,
         recent: RecentIds,
         notes: Notes,
+        budget: TenantBudget | None = None,
     ) -> None:
         self.request = request
         self.services = services
@@ -125,6 +127,7 @@ class Follower:
         self.figures = figures
         self.recent = recent
         self.notes = notes
+        self.budget = budget
         settings = request.settings
         self.interval = settings.poll_interval
         self.window = timedelta(seconds=settings.late_margin_seconds)
@@ -207,6 +210,7 @@ class Follower:
             landed_between=plan.landed_between,
             reread=self.recent.ids(),
             acknowledged=self.recent.note,
+            budget=self.budget,
         )
         self.figures.pipeline = pipeline
         try:

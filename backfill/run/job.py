@@ -15,6 +15,7 @@ from backfill import __version__, logsetup
 from backfill.clients import Services, open_services
 from backfill.errors import BackfillError, Interrupted, RetriesExhaustedError, StateError
 from backfill.http.client import origin
+from backfill.run.budget import TenantBudget
 from backfill.run.follow import Follower, RecentIds, caught_up, pause_after
 from backfill.run.metrics import TenantFigures
 from backfill.run.pipeline import Pipeline
@@ -106,6 +107,8 @@ async def run_job(request: JobRequest, turn: Turn | None = None) -> Report:
     services: Services | None = None
     plan: Plan | NothingToDo | None = None
     figures = _figures(request)
+    budget = request.budget.tenant(figures.name) if request.budget else None
+    figures.budget = budget
     outcome, exit_code, error = "failed", 1, None
     try:
         async with _services(request) as services:
@@ -115,7 +118,7 @@ async def run_job(request: JobRequest, turn: Turn | None = None) -> Report:
             if isinstance(plan, NothingToDo):
                 outcome, exit_code = "nothing_to_do", 0
             else:
-                outcome = await _backfill(request, services, plan, notes, figures, turn)
+                outcome = await _backfill(request, services, plan, notes, figures, turn, budget)
                 exit_code = 0
     except Interrupted as stop:
         if request.follow:  # how a supervisor stops a service: a clean stop, exit 0
@@ -186,6 +189,7 @@ async def _backfill(
     notes: Notes,
     figures: TenantFigures,
     turn: Turn,
+    budget: TenantBudget | None,
 ) -> str:
     """The history, then (``--follow``) the new logs as they come; the outcome."""
     settings = request.settings
@@ -209,6 +213,7 @@ async def _backfill(
         already_in_tinybird=plan.already_in_tinybird,
         known=plan.known,
         acknowledged=recent.note if request.follow else None,
+        budget=budget,
     )
     figures.pipeline = pipeline
     try:
@@ -234,7 +239,7 @@ async def _backfill(
             humanize(settings.poll_interval),
         )
     turn.hand_on()
-    follower = Follower(request, services, plan, saver, figures, recent, notes)
+    follower = Follower(request, services, plan, saver, figures, recent, notes, budget)
     return await follower.run()
 
 

@@ -45,6 +45,7 @@ class TenantFigures:
     caught_up_through: datetime | None = None
     last_poll: float | None = None  # UNIX time the last poll ended
     state: Any = None  # the run's state (its caught_up_through, kept across runs)
+    budget: Any = None  # run.budget.TenantBudget: what its batches hold
 
     def rows(self) -> int:
         running = self.pipeline.counts.rows_sent if self.pipeline is not None else 0
@@ -108,6 +109,11 @@ class Figures(Collector):
             "The moment up to which every log was read and acknowledged (UNIX time).",
             labels=tenant,
         )
+        held = GaugeMetricFamily(
+            f"{PREFIX}_batch_bytes",
+            "Bytes the tenant's batches hold now, against its share of [run] memory_budget_mib.",
+            labels=tenant,
+        )
         poll = GaugeMetricFamily(
             f"{PREFIX}_last_poll_timestamp_seconds",
             "When the last poll (or run) ended (UNIX time).",
@@ -134,7 +140,9 @@ class Figures(Collector):
                 through.add_metric(label, moment.timestamp())
             if figures.last_poll is not None:
                 poll.add_metric(label, figures.last_poll)
-        yield from (rows, requests, throttled, retries, failures, lag, through, poll)
+            if figures.budget is not None:
+                held.add_metric(label, figures.budget.held)
+        yield from (rows, requests, throttled, retries, failures, lag, through, poll, held)
 
 
 class Metrics:

@@ -22,7 +22,6 @@ from backfill.run.plan import (
 )
 from backfill.run.reader import Record
 from backfill.run.request import Notes
-from backfill.run.together import together
 from backfill.state import model
 from backfill.state.model import RunState
 from backfill.timeutil import iso, utcnow
@@ -45,9 +44,9 @@ async def new_run(
     """A new run: where it starts, and its ranges. None when the tenant has no logs at all.
 
     As many ranges as cursors keep up with the rate limit (``Pacer.cursors_needed``, known from
-    the answers so far). With more than one, the newest log is asked too, at the same time as
-    the oldest: the ranges then cover only the span that holds logs, and the two pages tell how
-    many logs there are, so a small tenant is not cut more than it is worth. A ``--from-date``
+    the answers so far). With more than one, the newest log is asked too, once the oldest is
+    known: the ranges then cover only the span that holds logs, and the two pages tell how many
+    logs there are, so a small tenant is not cut more than it is worth. A ``--from-date``
     start is derived from the date when the tenant's ids allow it (``derive_start``: no search,
     and its page is the first one read); else searched for.
     """
@@ -55,25 +54,16 @@ async def new_run(
     now = utcnow()
     margin = timedelta(seconds=settings.late_margin_seconds)
     auth0 = services.auth0
-    wanted = services.pacer.cursors_needed(cursors)
-
-    async def ask_newest() -> list[Record]:
-        return await auth0.newest_page() if wanted > 1 else []
 
     derived: tuple[StartPoint, list[Record]] | None = None
-    newest: list[Record] | None = None
     if settings.from_date is not None and settings.from_log_id is None:
-        derived, newest = await together(
-            derive_start(auth0, settings.from_date, margin), ask_newest()
-        )
+        derived = await derive_start(auth0, settings.from_date, margin)
     if derived is not None:
         start_point: StartPoint | None = derived[0]
         first_page = derived[1]
         known = {derived[0].start_after: first_page}  # the lead, then the logs after it
     else:
-        first_page, newest = await together(
-            auth0.oldest_page(), ask_newest() if newest is None else _given(newest)
-        )
+        first_page = await auth0.oldest_page()
         start_point = await find_start(
             _Searched(auth0, oldest_of(first_page)),
             from_date=settings.from_date,
@@ -82,7 +72,10 @@ async def new_run(
             notes=notes.add,
         )
         known = _searched(start_point, first_page) if start_point else {}
-    newest_page = newest or []
+    # Decided once Auth0 has answered: before, the pacer knows neither the limit nor the round
+    # trip, and would take every cursor (a free tenant cut in 8 reads more and holds more).
+    wanted = services.pacer.cursors_needed(cursors)
+    newest_page = await auth0.newest_page() if wanted > 1 and start_point else []
     if start_point is None:
         notes.add("The tenant has no logs at all.")
         return None
@@ -108,10 +101,6 @@ async def new_run(
         f"{expected:.0f}" if expected is not None else None,
     )
     return NewRun(state, horizon, known)
-
-
-async def _given(page: list[Record]) -> list[Record]:
-    return page
 
 
 class _Searched:

@@ -25,12 +25,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from backfill.auth0.log_ids import order_key, write_time
 from backfill.errors import Interrupted, StateError
 from backfill.records.batches import Batch
+from backfill.run.budget import TenantBudget
 from backfill.run.commit import Committer, recover_pending
 from backfill.run.options import NoProgress, Progress, RunOptions, Sink
 from backfill.run.reader import (
@@ -75,6 +76,7 @@ class Pipeline(Outlet):
         acknowledged: Callable[[Batch], None] | None = None,
         reread: set[str] | None = None,
         known: dict[str, list[Record]] | None = None,
+        budget: TenantBudget | None = None,
         now: Callable[[], datetime] = utcnow,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -105,6 +107,7 @@ class Pipeline(Outlet):
         self._already_in_tinybird: set[str] = set(already_in_tinybird or ())
         self._acknowledged = acknowledged  # told of each batch Tinybird acknowledged
         self._reread = reread or set()  # following: sent already, read again from behind
+        self._budget = budget  # the tenant's part of the process's memory budget
         self.caught_up_at: datetime | None = None  # when the open range was last read to its end
         self.counts = Counts()
         self._commits = Committer(state, save, self.counts, stop=stopper.fail)
@@ -112,6 +115,10 @@ class Pipeline(Outlet):
     # -- the run ----------------------------------------------------------------------------
 
     async def run(self) -> Counts:
+        with self._budget.reading() if self._budget else contextlib.nullcontext():
+            return await self._run()
+
+    async def _run(self) -> Counts:
         with contextlib.suppress(Stopping):  # a signal while settling: stop before starting
             self._already_in_tinybird |= await recover_pending(
                 self._state,
@@ -322,6 +329,17 @@ class Pipeline(Outlet):
     def caught_up(self, range_id: int, asked_at: datetime) -> None:
         self.caught_up_at = asked_at
 
+    def hold(self, delta: int) -> None:
+        if self._budget is not None:
+            self._budget.change(delta)
+
+    def over_budget(self) -> bool:
+        return self._budget is not None and self._budget.over()
+
+    async def room(self) -> None:
+        if self._budget is not None:
+            await self._budget.room(lambda: self._commits.outstanding)
+
     async def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None:
         """After --restart-from-oldest: the range continues at the oldest retained log, once
         every batch read before the jump is committed (the jump is itself in the commit order)."""
@@ -381,12 +399,15 @@ class Pipeline(Outlet):
                 self._stopper.fail(error)
                 self._drop(batch, sent=True)
                 continue
-            self._commits.acknowledge(batch, result)
             if self._acknowledged is not None:
                 self._acknowledged(batch)
+            self.hold(-len(batch.body))
+            # Acknowledged, its rows are no longer needed: only its place in the commit order.
+            self._commits.acknowledge(replace(batch, body=b""), result)
             self._wake.set()
 
     def _drop(self, batch: Batch, *, sent: bool = False) -> None:
+        self.hold(-len(batch.body))
         self._commits.drop(batch, sent=sent)
         self._wake.set()
 

@@ -74,6 +74,18 @@ class Outlet(Protocol):
         """An open range read to its end: every log written before ``asked_at`` was read."""
         ...
 
+    def hold(self, delta: int) -> None:
+        """Bytes of batch data taken (positive) or given up to a batch (``run.budget``)."""
+        ...
+
+    def over_budget(self) -> bool:
+        """The tenant holds its share of the memory budget: send, then wait, before reading."""
+        ...
+
+    async def room(self) -> None:
+        """Until acknowledgements give enough of the tenant's share back."""
+        ...
+
 
 class Stopping(Exception):
     """Raised inside the run's tasks once it is stopping."""
@@ -136,6 +148,7 @@ class RangeReader:
         self.last_consumed_date: str | None = None
         self.counts = ReadCounts()
         self.ready: list[Batch] = []  # batches cut, not yet handed over (``hand_over``)
+        self.held = 0  # what the budget was told the batch being filled holds
 
     async def read(self) -> None:
         item = self.item
@@ -156,6 +169,10 @@ class RangeReader:
         while position is not None:
             if self.outlet.stopping:
                 raise Stopping
+            if self.outlet.over_budget():
+                self.flush()  # what this range holds goes to a sender, to be given back
+                await self.hand_over()
+                await self.outlet.room()
             asked_at = self.now()
             try:
                 page = await self.source.page_after(position, self.options.take)
@@ -164,8 +181,10 @@ class RangeReader:
                     raise
                 position = await self.expired(position, error)
                 continue
+            short = len(page) < self.options.take
             position = self.read_page(page, position)
-            if position is None and len(page) < self.options.take and not item.bounded:
+            del page  # consumed: not kept while the next one is awaited
+            if position is None and short and not item.bounded:
                 self.outlet.caught_up(item.id, asked_at)
             await self.hand_over()
 
@@ -181,6 +200,7 @@ class RangeReader:
 
     async def hand_over(self) -> None:
         """The batches cut while consuming, to the pipeline, in the order they were cut."""
+        self.account()
         while self.ready:
             await self.outlet.emit(self.item.id, self.ready.pop(0))
 
@@ -299,8 +319,19 @@ class RangeReader:
             return False
         return self.upper is None or date < self.upper
 
+    def account(self) -> None:
+        """Tell the budget what the batch being filled holds now (its rows compressed)."""
+        self.builder.compress()
+        held = self.builder.held_bytes
+        if held != self.held:
+            self.outlet.hold(held - self.held)
+            self.held = held
+
     def close(self) -> Batch:
-        return self.builder.close(self.last_consumed, seq=-1, cursor_date=self.last_consumed_date)
+        batch = self.builder.close(self.last_consumed, seq=-1, cursor_date=self.last_consumed_date)
+        self.outlet.hold(len(batch.body) - self.held)  # the builder's bytes are the batch's now
+        self.held = 0
+        return batch
 
     def flush(self) -> None:
         if self.builder.consumed:

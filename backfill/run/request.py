@@ -11,6 +11,7 @@ from typing import IO, Any
 from backfill.config.settings import Settings
 from backfill.errors import bounded
 from backfill.records.batches import BatchLimits
+from backfill.run.budget import MemoryBudget
 from backfill.run.metrics import Metrics
 from backfill.run.mirror import Mirror
 from backfill.run.options import RunOptions
@@ -38,6 +39,7 @@ class JobRequest:
     skip_log_ids: tuple[str, ...] = ()  # --skip-log-id: logs to leave out knowingly
     follow: bool = False  # once caught up, keep reading new logs (``run.follow``)
     metrics: Metrics | None = None  # the process's figures, when a monitor reads them
+    budget: MemoryBudget | None = None  # the process's memory for batches (``run.budget``)
 
 
 class Notes(list[str]):

@@ -46,6 +46,15 @@ class Outlet:
     def caught_up(self, range_id: int, asked_at: datetime) -> None:
         self.caught_up_at = asked_at
 
+    def hold(self, delta: int) -> None:
+        self.held = getattr(self, "held", 0) + delta
+
+    def over_budget(self) -> bool:
+        return False
+
+    async def room(self) -> None:
+        raise AssertionError("never over budget here")
+
     async def reposition(self, range_id: int, mark: Batch, oldest_id: str, gap: Gap) -> None:
         raise AssertionError("not expected")
 
