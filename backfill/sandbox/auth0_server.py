@@ -62,6 +62,7 @@ _LOG_PATH = re.compile(r"^/api/v2/logs/([^/]+)$")
 DEFAULT_TAKE = 50
 MAX_TAKE = 100
 MAX_SEARCH_RESULTS = 1000
+RENDERED_KEPT = 500_000  # records kept as JSON once built: ~1 KB each
 _TOO_MANY_REQUESTS = {
     "statusCode": 429,
     "error": "Too Many Requests",
@@ -116,7 +117,10 @@ class Auth0Emulator(Service):
         """Set by the runner: the tenant's Log Streams."""
         self._settings = settings
         self._bucket = _bucket_for(settings.profile)
-        self._rendered: list[bytes] = []
+        # Each record's JSON, kept once built: a tenant is append-only and a record never
+        # changes, and the same pages are served many times (ranges read past their edges,
+        # resumed runs, the tests' own listings). Bounded, for tenants of millions of logs.
+        self._rendered: dict[int, bytes] = {}
         self._span_lock = threading.Lock()
         self._page_span: tuple[float, float] | None = None
         self._late: dict[int, int] = {}  # index -> when it becomes visible (us): ``late_seconds``
@@ -128,23 +132,24 @@ class Auth0Emulator(Service):
             return self._page_span
 
     def prerender(self) -> None:
-        """Build every record's JSON now, so a page costs a join instead of a hundred records
-        built and encoded (the same bytes). For benchmarks: many tenants at their plans' rates
-        would otherwise keep this process's one core busy; memory grows by a record's size per
-        log. Logs appended later are built when served."""
-        self._rendered = [json_body(self.tenant.record(index)) for index in range(len(self.tenant))]
+        """Build every record's JSON now, so that serving a page only joins bytes. For
+        benchmarks: many tenants at their plans' rates would otherwise keep this process's one
+        core busy building records; memory grows by a record's size per log."""
+        for index in range(len(self.tenant)):
+            self._rendered[index] = json_body(self.tenant.record(index))
+
+    def rendered(self, index: int) -> bytes:
+        """The record at ``index`` as JSON, built once."""
+        body = self._rendered.get(index)
+        if body is None:
+            body = json_body(self.tenant.record(index))
+            if len(self._rendered) < RENDERED_KEPT:
+                self._rendered[index] = body
+        return body
 
     def _page_body(self, indices: Sequence[int]) -> bytes:
-        rendered = self._rendered
         self.counters.add("records_served", len(indices))
-        return (
-            b"["
-            + b",".join(
-                rendered[index] if index < len(rendered) else json_body(self.tenant.record(index))
-                for index in indices
-            )
-            + b"]"
-        )
+        return b"[" + b",".join(self.rendered(index) for index in indices) + b"]"
 
     def _hidden(self, now: int) -> set[int]:
         """Indices appended with ``late_seconds`` that are not visible yet."""
@@ -520,7 +525,7 @@ class Auth0Emulator(Service):
         return Response(
             200,
             content_type="application/x-ndjson",
-            chunks=_ndjson(self.tenant, (i for i in candidates if in_window(i))),
+            chunks=_ndjson(self.rendered, (i for i in candidates if in_window(i))),
         )
 
 
@@ -534,10 +539,12 @@ def _first_id_written_at(moment_us: int) -> int:
     return int(f"900{compact_utc(moment_us)}{'0' * 33}")
 
 
-def _ndjson(tenant: Tenant, indices: Iterator[int], batch: int = 500) -> Iterator[bytes]:
+def _ndjson(
+    rendered: Callable[[int], bytes], indices: Iterator[int], batch: int = 500
+) -> Iterator[bytes]:
     lines: list[bytes] = []
     for index in indices:
-        lines.append(json_body(tenant.record(index)))
+        lines.append(rendered(index))
         if len(lines) >= batch:
             yield b"\n".join(lines) + b"\n"
             lines = []
