@@ -28,7 +28,6 @@ from backfill.config.tenants import parse_shard, resolve_tenants
 from backfill.run.budget import MIB, MemoryBudget
 from backfill.run.command import RunCommand
 from backfill.run.job import Report, Runner, run_requests
-from backfill.run.metrics import Metrics
 from backfill.run.stopper import Stopper, on_signals
 
 log = logging.getLogger("backfill.cli")
@@ -170,9 +169,13 @@ def run(runner: Runner | None, /, **options: Any) -> None:
         logsetup.configure(log_format=everyone[0].log_format, quiet=command.quiet)
         single = command.check_tenants(everyone)
         first = everyone[0]
-        if first.metrics_file:
-            Metrics.check_writable(first.metrics_file)
-        metrics = Metrics() if first.metrics_port or first.metrics_file else None
+        metrics = None
+        if first.metrics_port or first.metrics_file:
+            from backfill.run.metrics import Metrics  # prometheus_client: only when asked for
+
+            if first.metrics_file:
+                Metrics.check_writable(first.metrics_file)
+            metrics = Metrics()
         if metrics is not None and first.metrics_port:
             metrics.serve(first.metrics_port)
 

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from backfill.config.parse import log_id
 from backfill.config.settings import Settings
 from backfill.errors import UsageError
 from backfill.run.budget import MemoryBudget
-from backfill.run.metrics import Metrics
 from backfill.run.request import JobRequest
 from backfill.run.stopper import Stopper
+
+if TYPE_CHECKING:  # prometheus_client is imported only when a run is asked for metrics
+    from backfill.run.metrics import Metrics
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from backfill.errors import Interrupted, RetriesExhaustedError
 from backfill.records.batches import Batch
 from backfill.run import survey
 from backfill.run.budget import TenantBudget
-from backfill.run.metrics import TenantFigures
+from backfill.run.figures import TenantFigures
 from backfill.run.pipeline import Pipeline
 from backfill.run.request import JobRequest, Notes
 from backfill.run.start import Plan

@@ -16,8 +16,8 @@ from backfill.clients import Services, open_services
 from backfill.errors import BackfillError, Interrupted, RetriesExhaustedError, StateError
 from backfill.http.client import origin
 from backfill.run.budget import TenantBudget
+from backfill.run.figures import TenantFigures
 from backfill.run.follow import Follower, RecentIds, caught_up, pause_after
-from backfill.run.metrics import TenantFigures
 from backfill.run.pipeline import Pipeline
 from backfill.run.progress import Coverage, ProgressReporter
 from backfill.run.refused import LeaveOut, settle_refused

@@ -6,16 +6,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from backfill.config.settings import Settings
 from backfill.errors import bounded
 from backfill.records.batches import BatchLimits
 from backfill.run.budget import MemoryBudget
-from backfill.run.metrics import Metrics
 from backfill.run.mirror import Mirror
 from backfill.run.options import RunOptions
 from backfill.run.stopper import Stopper
+
+if TYPE_CHECKING:  # prometheus_client is imported only when a run is asked for metrics
+    from backfill.run.metrics import Metrics
 
 log = logging.getLogger("backfill.job")
 
