@@ -55,6 +55,7 @@ _PRECISE_TOKENS = 10  # a window this many tokens of refill long gives the rate 
 _DOCUMENTED_REFILL = {2: 2.0}
 # A bucket this small has no token to spare for a guess at when the server counted a request.
 _SMALL_BUCKET = 2
+_OPENING_PROBES = 2  # requests at once before the first answer: the smallest bucket of any plan
 
 
 class Pacer:
@@ -75,7 +76,7 @@ class Pacer:
         self._turnstile = asyncio.Lock()
         self._limit: int | None = None
         self._rate: float | None = None
-        self._tokens = 1.0  # before the first answer: one probe at a time
+        self._tokens = 1.0
         self._updated = clock()
         self._blocked_until = 0.0
         self._next_seq = 0
@@ -186,8 +187,10 @@ class Pacer:
         if now < self._blocked_until:
             return None, self._blocked_until - now
         if self._limit is None:
-            # No answer yet: one request at a time until the first one tells us the limits.
-            if self._in_flight:
+            # No answer yet: probes until the first one tells us the limits. Two at once with
+            # the whole limit (every plan's bucket holds two: the Log Streams listing and the
+            # first page leave together); one with a share, which may be a single request.
+            if len(self._in_flight) >= (_OPENING_PROBES if self._share >= 1.0 else 1):
                 return None, 0.05
             return self._issue(now), 0.0
         self._refill(now)
@@ -288,7 +291,8 @@ class Pacer:
             # A small bucket: count no refill since the answer's "remaining" was taken.
             counted_at = now if limit <= _SMALL_BUCKET else server_at
             refill_since = (self._rate or 0.0) * self._safety * (now - counted_at)
-            estimate = min(float(limit), remaining + refill_since - uncounted)
+            # Never below empty: a request that finds the bucket empty is refused, not owed.
+            estimate = max(0.0, min(float(limit), remaining + refill_since - uncounted))
             if not self._learned and sent_at is not None and sent_at < last_answer_at:
                 # Before the refill rate is known (the opening burst), answers to requests in
                 # flight together arrive in any order, and the middle of a round trip is only

@@ -148,6 +148,7 @@ class RangeReader:
         self.last_consumed_date: str | None = None
         self.counts = ReadCounts()
         self.ready: list[Batch] = []  # batches cut, not yet handed over (``hand_over``)
+        self.flushed = False  # a batch was sent before it was full (``flush``)
         self.held = 0  # what the budget was told the batch being filled holds
 
     async def read(self) -> None:
@@ -158,6 +159,8 @@ class RangeReader:
             if lead is not None:
                 self.consume(lead)
             done = self.consume_records(searched[1:]) if searched else False
+            if not done:
+                self.flush_if_due()
             await self.hand_over()
             if done:
                 return
@@ -235,14 +238,20 @@ class RangeReader:
             )
             self.finish(completes=complete)
             return None
+        self.flush_if_due()
+        return str(page[-1]["log_id"]) if page else position
+
+    def flush_if_due(self) -> None:
+        """After a page: send what the batch holds when a long stretch was filtered out or a
+        slow plan fills batches slowly, so the checkpoint moves and a stop re-reads little.
+        While the run has no checkpoint, a range's first page goes at once: the first
+        checkpoint comes an acknowledgement after the first page, not a batch's age later."""
         if self.builder.consumed and (
             self.builder.consumed >= self.options.limits.max_rows
             or self.clock() - self.builder.opened >= self.flush_after()
+            or not (self.flushed or self.outlet.checkpointed)
         ):
-            # A long stretch filtered out, or a slow plan filling batches slowly: send what
-            # there is, so the checkpoint moves and a stop re-reads little.
             self.flush()
-        return str(page[-1]["log_id"]) if page else position
 
     def consume_records(self, records: list[Record]) -> bool:
         """Consume fetched records in id order; True when they reach past the range's end."""
@@ -335,6 +344,7 @@ class RangeReader:
 
     def flush(self) -> None:
         if self.builder.consumed:
+            self.flushed = True
             self.ready.append(self.close())
 
     def finish(self, *, completes: bool) -> None:

@@ -264,3 +264,25 @@ def test_without_a_share_the_same_application_is_refused() -> None:
     refused: list[int] = []
     simulate(2, 2.0, seconds=120.0, neighbour=0.5, refused=refused)
     assert refused
+
+
+def test_two_probes_leave_before_the_first_answer_and_an_empty_bucket_owes_nothing() -> None:
+    """The Log Streams listing and the first page leave together (every plan's bucket holds
+    two); with a share, one probe. Both answered with "remaining 0" (the server counted both):
+    the next request waits a refill, not two."""
+    clock = [0.0]
+    pacer = Pacer(clock=lambda: clock[0], wall=lambda: clock[0])
+    first, _ = pacer._try_acquire()
+    second, _ = pacer._try_acquire()
+    third, _ = pacer._try_acquire()
+    assert first is not None and second is not None and third is None
+    shared = Pacer(clock=lambda: clock[0], wall=lambda: clock[0], share=0.5)
+    assert shared._try_acquire()[0] is not None and shared._try_acquire()[0] is None
+
+    clock[0] = 0.3
+    empty = {"x-ratelimit-limit": "2", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1"}
+    pacer.observe(second, 200, empty)
+    clock[0] = 0.32
+    pacer.observe(first, 200, empty)
+    ticket, wait = pacer._try_acquire()
+    assert ticket is None and wait == pytest.approx(1 / (2 * 0.98), abs=0.02)

@@ -129,14 +129,28 @@ def test_caught_up_short_of_its_log_id_end_is_complete_once_that_end_is_past() -
         assert outlet.batches[-1].completes_range is complete
 
 
-def test_until_the_first_checkpoint_a_batch_is_sent_after_first_flush_seconds() -> None:
+def test_before_the_first_checkpoint_the_first_page_goes_at_once_then_batches_by_age() -> None:
     records = make_tenant(5_000, T0, timedelta(days=1))
     item = RangeState(id=0, start=None, end=None, start_after=records[0]["log_id"])
     outlet = Outlet([0.0], tick=0.5)  # a free plan's pace: a page every half second
     asyncio.run(reader(item, records, outlet).read())
-    # Every 10 s (20 pages) a batch, as no checkpoint is recorded in this stand-in.
+    # The first page alone, then every 10 s (20 pages) a batch, as no checkpoint is recorded
+    # in this stand-in.
     sizes = [batch.rows for batch in outlet.batches]
-    assert sizes[:2] == [2_000, 2_000] and sum(sizes) == 4_999
+    assert sizes[:3] == [100, 2_000, 2_000] and sum(sizes) == 4_999
+
+
+def test_the_logs_a_search_returned_go_at_once_while_the_run_has_no_checkpoint() -> None:
+    records = make_tenant(1_000, NOW - timedelta(hours=10), timedelta(hours=9))
+    lead = records[0]
+    item = RangeState(id=0, start=None, end=None, start_after=lead["log_id"], lead=lead["log_id"])
+    known = {lead["log_id"]: [lead, *records[1:91]]}
+    outlet = Outlet([0.0])
+    asyncio.run(reader(item, FakeAuth0(records), outlet, known=known).read())
+    assert outlet.batches[0].rows == 91  # before any page is asked
+    checkpointed = Outlet([0.0], checkpointed=True)
+    asyncio.run(reader(item, FakeAuth0(records), checkpointed, known=known).read())
+    assert checkpointed.batches[0].rows == 1_000  # one batch: the run had its checkpoint
 
 
 def test_after_the_first_checkpoint_batches_wait_for_flush_seconds_or_max_rows() -> None:
