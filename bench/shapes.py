@@ -8,8 +8,9 @@ requests/s needs at least
 
 (B pages come at once, the rest at the refill rate, and the last answer takes a round trip).
 Several tenants each have their own bucket and run side by side, so their combined ideal is the
-slowest tenant's and their combined ceiling in logs/s is the sum of their rates. Share of the
-ceiling = ideal / wall time of the job (start-up included).
+slowest tenant's and their combined ceiling in logs/s is the sum of their rates; past the job's
+50 tenants at once (``[run] tenants_in_flight``), the others wait their turn, so the ideal is that
+many turns of it. Share of the ceiling = ideal / wall time of the job (start-up included).
 
 The data sources keep the seed schema's `log_id`, `date` and `auth0_client` only
 (`shapes.datasource`): the job sends the same appends, and the Tinybird emulator's work per row
@@ -36,6 +37,8 @@ AUTH0_ROUND_TRIP_MS = 300.0
 TINYBIRD_ACK_MS = 1000.0
 MIN_LOGS = 100
 DEFAULT_TENANTS = 40
+TENANT_COUNTS = (10, DEFAULT_TENANTS, 200)  # the cost of each tenant added, as the work grows
+TENANTS_IN_FLIGHT = 50  # the job's default ([run] tenants_in_flight): the others wait their turn
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class Shape:
     """One run per seed: the seed makes the logs, and places `uneven`'s burst and silent day,
     whose place against the job's ranges moves its figure a lot."""
     seed: int = 1  # this run's
+    counts: tuple[int, ...] = ()
+    """Several tenants: one run per count (``TENANT_COUNTS``), so the growth per tenant shows."""
 
     @property
     def burst(self) -> int:
@@ -86,17 +91,31 @@ class Shape:
 
     @property
     def label(self) -> str:
+        if len(self.counts) > 1:
+            return f"{self.name} ({self.tenants})"
         return self.name if len(self.seeds) == 1 else f"{self.name} (seed {self.seed})"
+
+    @property
+    def waves(self) -> int:
+        """How many tenants' turns follow one another: the job reads at most
+        ``TENANTS_IN_FLIGHT`` tenants at once."""
+        return math.ceil(self.tenants / TENANTS_IN_FLIGHT)
 
     def runs(
         self, factor: float, tenants: int | None, seeds: tuple[int, ...] | None
     ) -> list[Shape]:
-        """This shape's runs: one per seed, `factor` times the logs (shorter or longer), maybe
-        another number of tenants."""
+        """This shape's runs: one per seed and tenant count, `factor` times the logs (shorter or
+        longer), maybe one other number of tenants."""
         logs = max(MIN_LOGS, round(self.logs * factor))
-        count = self.tenants if tenants is None or self.tenants == 1 else tenants
+        counts = self.counts or (self.tenants,)
+        if tenants is not None and self.tenants > 1:
+            counts = (tenants,)
         chosen = seeds or self.seeds
-        return [replace(self, logs=logs, tenants=count, seeds=chosen, seed=seed) for seed in chosen]
+        return [
+            replace(self, logs=logs, tenants=count, counts=counts, seeds=chosen, seed=seed)
+            for count in counts
+            for seed in chosen
+        ]
 
 
 SHAPES = {
@@ -109,7 +128,7 @@ SHAPES = {
         Shape("quiet", "all on the first day, then four silent days up to now", "quiet",
               "free", 3_000, 5.0, retention_days=7.0),
         Shape("tenants", "many tenants in one run, each even over 12 hours", "even",
-              "free", 3_000, 0.5, tenants=DEFAULT_TENANTS),
+              "free", 3_000, 0.5, tenants=DEFAULT_TENANTS, counts=TENANT_COUNTS),
     )
 }  # fmt: skip
 
@@ -174,7 +193,7 @@ def shape_figures(shape: Shape, job: JobRun) -> dict[str, Any]:
     answers, answered, throttled = sum(counts.values()), counts.get("200", 0), counts.get("429", 0)
     in_auth0 = [item.expected for item in job.landing]
     pages = sum(math.ceil(count / LOGS_PER_PAGE) for count in in_auth0)
-    ideal = max(
+    ideal = shape.waves * max(
         (ideal_seconds(math.ceil(count / LOGS_PER_PAGE), shape.burst, shape.rate)
          for count in in_auth0),
         default=0.0,
@@ -198,7 +217,10 @@ def shape_figures(shape: Shape, job: JobRun) -> dict[str, Any]:
         "logs_per_second": job.rows_sent / wall if wall else 0.0,
         "ideal_seconds": ideal,
         "share_of_ceiling": ideal / wall if wall else 0.0,
-        "ceiling_logs_per_second": len(in_auth0) * shape.rate * LOGS_PER_PAGE,
+        "ceiling_logs_per_second": min(len(in_auth0), TENANTS_IN_FLIGHT)
+        * shape.rate
+        * LOGS_PER_PAGE,
+        "tenants_at_once": min(len(in_auth0), TENANTS_IN_FLIGHT),
         "logs_requests": answers,
         "logs_requests_200": answered,
         "requests_per_page": answered / pages if pages else None,

@@ -79,3 +79,10 @@ def test_uneven_runs_on_three_seeds_unless_told_otherwise() -> None:
     assert [(run.logs, run.tenants, run.seed, run.label) for run in quick] == [
         (300, 5, 7, "tenants")
     ]
+
+
+def test_tenants_run_at_three_counts_and_past_the_jobs_fifty_at_once_wait_their_turn() -> None:
+    runs = SHAPES["tenants"].runs(1.0, None, None)
+    assert [(run.tenants, run.label, run.waves) for run in runs] == [
+        (10, "tenants (10)", 1), (40, "tenants (40)", 1), (200, "tenants (200)", 4)
+    ]  # fmt: skip
