@@ -8,8 +8,8 @@ awaits of one event loop, so the shared state needs no lock):
   reading never waits on Tinybird and memory stays bounded. After every page, a free cursor may
   take part of a range (``steal``): when more cursors would read faster, or when a range would be
   read alone at the end. Reader tasks start when a range needs one and end when none does.
-- Senders (up to ``in_flight`` tasks, started as batches wait) append batches with
-  ``wait=true``.
+- Senders (``senders.Senders``: up to ``in_flight`` tasks, started as batches wait) append
+  batches with ``wait=true``.
 - The committer records a range's acknowledgements strictly in the order its batches were read:
   a batch acknowledged early waits for the ones before it, so the checkpoint never passes a batch
   Tinybird has not acknowledged. Before a batch is handed to a sender, the state file records it
@@ -43,10 +43,12 @@ from backfill.run.reader import (
     Stopping,
 )
 from backfill.run.report import Counts
+from backfill.run.senders import Senders
 from backfill.run.steal import PAGE, Fetched, Pace, choose_split
 from backfill.run.stopper import Stopper
 from backfill.state.model import Gap, PendingAppend, RangeState, RunState
 from backfill.timeutil import iso, utcnow
+from backfill.tinybird.events import AppendResult
 
 log = logging.getLogger("backfill.pipeline")
 
@@ -96,9 +98,13 @@ class Pipeline(Outlet):
         self._waiting: deque[_RangeRun] = deque()  # ranges no cursor is free for yet
         self._active: dict[int, _RangeRun] = {}  # ranges a reader is reading
         self._readers: set[asyncio.Task[None]] = set()
-        self._send: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=options.in_flight)
-        self._senders: list[asyncio.Task[None]] = []
-        self._senders_idle = 0
+        self._senders = Senders(
+            sink,
+            in_flight=options.in_flight,
+            stopper=stopper,
+            acknowledged=self._on_acknowledged,
+            dropped=self._drop,
+        )
         self._closing = False
         self._wake = asyncio.Event()  # a reader ended or a batch was committed
         # log_ids Tinybird already has (appends in flight when the last run died, what the live
@@ -157,22 +163,11 @@ class Pipeline(Outlet):
 
     async def _shutdown(self) -> None:
         self._closing = True
-        senders, readers = list(self._senders), list(self._readers)
-        for _ in senders:
-            self._put_sentinel()
+        senders, readers = self._senders.close(), list(self._readers)
         grace = self._options.shutdown_grace
         if senders or readers:
             await asyncio.wait([*senders, *readers], timeout=grace)
-        # A reader stopping may have queued a batch after the last sender left.
-        while self._drop_queued():
-            pass
-        abandoned = [task for task in senders if not task.done()]
-        if abandoned:
-            log.warning(
-                "shutdown abandoned_appends=%d reason=grace_expired grace=%.0fs",
-                len(abandoned),
-                grace,
-            )
+        abandoned = self._senders.abandon(senders, grace)
         for task in [*abandoned, *(reader for reader in readers if not reader.done())]:
             task.cancel()  # an append cut off may have landed: its batch stays pending
         self._state.running = bool(abandoned)
@@ -180,25 +175,6 @@ class Pipeline(Outlet):
         if self._durable is not None:
             with contextlib.suppress(StateError):  # the run's own failure says more
                 await self._durable()
-
-    def _put_sentinel(self) -> None:
-        while True:
-            try:
-                self._send.put_nowait(None)
-                return
-            except asyncio.QueueFull:
-                self._drop_queued()  # stopping: queued batches will not be sent; make room
-
-    def _drop_queued(self) -> bool:
-        """Take one batch off the send queue unsent (it is read again on the next run); False
-        when the queue was empty."""
-        try:
-            unsent = self._send.get_nowait()
-        except asyncio.QueueEmpty:
-            return False
-        if unsent is not None:
-            self._drop(unsent)
-        return True
 
     # -- readers ----------------------------------------------------------------------------
 
@@ -302,6 +278,10 @@ class Pipeline(Outlet):
         return self._stopper.stopping
 
     @property
+    def idle(self) -> bool:
+        return self._commits.outstanding == 0
+
+    @property
     def checkpointed(self) -> bool:
         return self.counts.batches > 0  # a batch of rows acknowledged, and its commit saved
 
@@ -358,55 +338,17 @@ class Pipeline(Outlet):
             except BaseException:
                 self._drop(batch)
                 raise
-        self._add_sender()
-        while True:
-            if self._stopper.stopping:
-                self._drop(batch)
-                raise Stopping
-            try:
-                await asyncio.wait_for(self._send.put(batch), timeout=0.2)
-                return
-            except TimeoutError:
-                continue
+        await self._senders.put(batch)
 
-    def _add_sender(self) -> None:
-        """One more sender when every one is busy, up to ``in_flight``."""
-        if self._closing or len(self._senders) >= self._options.in_flight:
-            return
-        if self._senders_idle > self._send.qsize():
-            return  # a sender waiting for work takes this batch
-        task = asyncio.create_task(self._sender(), name=f"sender-{len(self._senders)}")
-        self._senders.append(task)
+    def _on_acknowledged(self, batch: Batch, result: AppendResult) -> None:
+        if self._acknowledged is not None:
+            self._acknowledged(batch)
+        self.hold(-len(batch.body))
+        # Acknowledged, its rows are no longer needed: only its place in the commit order.
+        self._commits.acknowledge(replace(batch, body=b""), result)
+        self._wake.set()
 
-    async def _sender(self) -> None:
-        while True:
-            self._senders_idle += 1
-            try:
-                batch = await self._send.get()
-            finally:
-                self._senders_idle -= 1
-            if batch is None:
-                return
-            if self._stopper.stopping:
-                self._drop(batch)
-                continue
-            try:
-                result = await self._sink.append(batch)
-            except asyncio.CancelledError:
-                self._drop(batch, sent=True)  # cut off at shutdown: it may have landed
-                raise
-            except BaseException as error:  # noqa: BLE001 - any failure of a task stops the run
-                self._stopper.fail(error)
-                self._drop(batch, sent=True)
-                continue
-            if self._acknowledged is not None:
-                self._acknowledged(batch)
-            self.hold(-len(batch.body))
-            # Acknowledged, its rows are no longer needed: only its place in the commit order.
-            self._commits.acknowledge(replace(batch, body=b""), result)
-            self._wake.set()
-
-    def _drop(self, batch: Batch, *, sent: bool = False) -> None:
+    def _drop(self, batch: Batch, sent: bool = False) -> None:
         self.hold(-len(batch.body))
         self._commits.drop(batch, sent=sent)
         self._wake.set()

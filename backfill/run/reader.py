@@ -22,9 +22,9 @@ from backfill.errors import Auth0RequestError
 from backfill.records.batches import Batch, BatchBuilder, BatchLimits
 from backfill.records.envelope import serialize, to_envelope
 from backfill.records.pii import drop_pii
-from backfill.run.retention import aged_out, expired_error
+from backfill.run.retention import aged_out, expired_error, gap_to_oldest
 from backfill.state.model import Gap, RangeState
-from backfill.timeutil import humanize, iso, parse_record_date, stamp
+from backfill.timeutil import iso, parse_record_date, stamp
 
 log = logging.getLogger("backfill.pipeline")
 
@@ -80,6 +80,11 @@ class Outlet(Protocol):
 
     def over_budget(self) -> bool:
         """The tenant holds its share of the memory budget: send, then wait, before reading."""
+        ...
+
+    @property
+    def idle(self) -> bool:
+        """Nothing of this tenant is on its way to Tinybird or waiting to be committed."""
         ...
 
     async def room(self) -> None:
@@ -250,6 +255,7 @@ class RangeReader:
             self.builder.consumed >= self.options.limits.max_rows
             or self.clock() - self.builder.opened >= self.flush_after()
             or not (self.flushed or self.outlet.checkpointed)
+            or self.outlet.idle
         ):
             self.flush()
 
@@ -364,23 +370,9 @@ class RangeReader:
         go on from the oldest log Auth0 still holds."""
         if not self.options.restart_from_oldest:
             raise expired_error(position, self.item.cursor_date, oldest, self.now())
-        then = write_time(position) or _parse(self.item.cursor_date)
         oldest_date = parse_record_date(oldest.get("date"))
         self.flush()
-        seconds = (oldest_date - then).total_seconds() if then and oldest_date else 0.0
-        gap = Gap(
-            after_log_id=position,
-            after_date=iso(then) if then else None,
-            resumed_at_date=oldest.get("date"),
-            seconds=max(seconds, 0.0),
-        )
-        log.warning(
-            "checkpoint_expired range=%d gap=%s from=%s to=%s action=restart_from_oldest",
-            self.item.id,
-            humanize(gap.seconds),
-            gap.after_date,
-            gap.resumed_at_date,
-        )
+        gap = gap_to_oldest(self.item.id, position, self.item.cursor_date, oldest)
         gone = self.upper is not None and oldest_date is not None and self.upper <= iso(oldest_date)
         mark = self.close()
         mark.ends_range = mark.completes_range = gone

@@ -8,13 +8,16 @@ checkpoint, which it does not document.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from backfill.auth0.log_ids import order_key, write_time
 from backfill.errors import CheckpointExpiredError
-from backfill.state.model import RangeState
+from backfill.state.model import Gap, RangeState
 from backfill.timeutil import humanize, iso, parse_record_date
+
+log = logging.getLogger("backfill.pipeline")
 
 RETENTION_TABLE = (
     "Auth0 keeps logs for: Starter/free 1 day, Essentials 5 days, Professional 10 days, "
@@ -49,3 +52,27 @@ def expired_error(
         "oldest retained log (the gap is recorded and reported), or start over with "
         "--restart.",
     )
+
+
+def gap_to_oldest(
+    range_id: int, position: str, known_date: str | None, oldest: dict[str, Any]
+) -> Gap:
+    """With --restart-from-oldest: what was lost between the checkpoint and the oldest log
+    Auth0 still holds, recorded and reported."""
+    then = write_time(position) or (parse_record_date(known_date) if known_date else None)
+    oldest_date = parse_record_date(oldest.get("date"))
+    seconds = (oldest_date - then).total_seconds() if then and oldest_date else 0.0
+    gap = Gap(
+        after_log_id=position,
+        after_date=iso(then) if then else None,
+        resumed_at_date=oldest.get("date"),
+        seconds=max(seconds, 0.0),
+    )
+    log.warning(
+        "checkpoint_expired range=%d gap=%s from=%s to=%s action=restart_from_oldest",
+        range_id,
+        humanize(gap.seconds),
+        gap.after_date,
+        gap.resumed_at_date,
+    )
+    return gap

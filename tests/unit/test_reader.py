@@ -20,14 +20,23 @@ NOW = T0 + timedelta(days=2)
 
 class Outlet:
     """The pipeline's side: the batches a reader hands over, and whether the run has
-    checkpointed; ``tick`` seconds pass on the clock with every page."""
+    checkpointed; ``tick`` seconds pass on the clock with every page. Unless ``idle``, an
+    append is always on its way (the batches handed over are never acknowledged here)."""
 
-    def __init__(self, clock: list[float], *, tick: float = 0.0, checkpointed: bool = False):
+    def __init__(
+        self,
+        clock: list[float],
+        *,
+        tick: float = 0.0,
+        checkpointed: bool = False,
+        idle: bool = False,
+    ):
         self.item = RangeState(id=0, start=None, end=None, start_after="0")
         self.batches: list[Batch] = []
         self.clock = clock
         self.tick = tick
         self.checkpointed = checkpointed
+        self.idle = idle
         self.stopping = False
         self.ends: tuple[str | None, str | None] | None = None  # a split arriving
 
@@ -163,6 +172,16 @@ def test_after_the_first_checkpoint_batches_wait_for_flush_seconds_or_max_rows()
     outlet = Outlet([0.0], tick=0.5, checkpointed=True)
     asyncio.run(reader(item, records, outlet, max_rows=1_500).read())
     assert [batch.rows for batch in outlet.batches][:3] == [1_500, 1_500, 1_500]
+
+
+def test_when_nothing_of_the_tenant_is_on_its_way_what_was_read_goes_at_once() -> None:
+    # Sent as it is read while Tinybird has nothing of the tenant's: the last append after
+    # the last page holds a page, not the whole run's tail, and the checkpoint keeps up.
+    records = make_tenant(1_000, T0, timedelta(days=1))
+    item = RangeState(id=0, start=None, end=None, start_after=records[0]["log_id"])
+    outlet = Outlet([0.0], tick=0.5, checkpointed=True, idle=True)
+    asyncio.run(reader(item, records, outlet).read())
+    assert [batch.rows for batch in outlet.batches] == [100] * 9 + [99]
 
 
 def test_the_logs_a_search_already_returned_are_read_without_asking_again() -> None:
