@@ -17,7 +17,7 @@ TEST_WORKERS ?= 4
 TEST_ENV := PYTHONDONTWRITEBYTECODE=
 PARALLEL := -n $(TEST_WORKERS) --maxschedchunk 1
 # What runs in seconds: pure unit tests, and the checks of the repository's own files.
-FAST_TESTS := tests/unit tests/bench tests/test_docs.py tests/test_kubernetes.py tests/test_container.py
+FAST_TESTS := tests/unit tests/bench tests/test_docs.py tests/test_layout.py tests/test_kubernetes.py tests/test_container.py
 
 .DEFAULT_GOAL := help
 .PHONY: help install tools demo test test-fast lint types check package bench bench-import bench-memory sandbox format clean

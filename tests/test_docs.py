@@ -11,7 +11,8 @@ import click
 import pytest
 
 from backfill.cli import main
-from backfill.config.settings import SECRET_VARIABLES, TENANT_KEYS, declared
+from backfill.config.settings import SECRET_VARIABLES, declared
+from backfill.config.settings_file import TENANT_KEYS
 
 SETTINGS = [where for _, where in declared()]
 

@@ -6,9 +6,7 @@ Secrets (client secret, tokens) come only from the environment, or from a file n
 
 from __future__ import annotations
 
-import difflib
 import os
-import tomllib
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -17,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from backfill.auth0.log_ids import write_time
-from backfill.config import parse
+from backfill.config import parse, settings_file
 from backfill.config.secrets import read_secret
 from backfill.errors import ConfigError
 from backfill.timeutil import utcnow
@@ -212,7 +210,6 @@ _SECRET_FIELDS = {
 SECRET_VARIABLES = tuple(_SECRET_FIELDS)
 
 
-SECRET_KEYS = {"client_secret", "token", "read_token", "secret", "password"}
 _AUTH0_TOKEN_ALTERNATIVE = "or set AUTH0_TOKEN to an already issued Management API token"
 
 
@@ -223,103 +220,11 @@ def _missing_error(missing: list[str], alternative: str | None) -> ConfigError:
 
 
 def load_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            document = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"Settings file {path} does not exist.") from None
-    except IsADirectoryError:
-        raise ConfigError(
-            f"Settings file {path} is a directory.",
-            hint="Point --config (or AUTH0_BACKFILL_CONFIG) at a TOML file, e.g. "
-            "config.example.toml copied and edited.",
-        ) from None
-    except OSError as error:
-        raise ConfigError(
-            f"Settings file {path} cannot be read: {error.strerror}.",
-            hint="Check its permissions for this user.",
-        ) from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(
-            f"Settings file {path} is not UTF-8 text (byte {error.object[error.start]:#04x} at "
-            f"offset {error.start}).",
-            hint="TOML files are UTF-8: save it as UTF-8 (e.g. iconv -f latin1 -t utf-8).",
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"Settings file {path} is not valid TOML: {error}.") from None
-    _check_keys(document, path)
-    return document
-
-
-def _check_keys(document: Mapping[str, Any], path: Path) -> None:
+    """The settings file, read and checked against every key ``Settings`` declares."""
     known: dict[str, set[str]] = {}
     for _, where_from in declared():
         known.setdefault(where_from.section, set()).add(where_from.key)
-    problems = []
-    for section, body in document.items():
-        if section == "tenants":
-            problems.extend(_check_tenants(body))
-            continue
-        if section not in known:
-            problems.append(f"unknown section [{section}]{suggest(section, known)}")
-            continue
-        if not isinstance(body, dict):
-            problems.append(f"[{section}] must be a table")
-            continue
-        for key in body:
-            if key in SECRET_KEYS:
-                problems.append(
-                    f"[{section}] {key}: secrets are read only from the environment "
-                    "(or a file named by a *_FILE variable), never from the settings file"
-                )
-            elif key not in known[section]:
-                problems.append(f"unknown key [{section}] {key}{suggest(key, known[section])}")
-    if problems:
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        raise ConfigError(f"Settings file {path} has problems:\n{lines}")
-
-
-TENANT_KEYS = frozenset(
-    {
-        "name",
-        "domain",
-        "audience",
-        "client_id",
-        "client_id_env",
-        "client_secret_env",
-        "token_env",
-        "tinybird_token_env",
-        "tinybird_read_token_env",
-        "tinybird_host",
-        "datasource",
-        "state",
-        "rate_share",
-    }
-)
-
-
-def _check_tenants(body: Any) -> list[str]:
-    if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
-        return ["[[tenants]] must be an array of tables"]
-    problems = []
-    for index, tenant in enumerate(body):
-        label = tenant.get("name", f"#{index + 1}")
-        for key in tenant:
-            if key in SECRET_KEYS:
-                problems.append(
-                    f"[[tenants]] {label}: {key}: name the environment variable that holds it "
-                    f"({key}_env), never the secret itself"
-                )
-            elif key not in TENANT_KEYS:
-                problems.append(
-                    f"unknown key [[tenants]] {label}: {key}{suggest(key, TENANT_KEYS)}"
-                )
-    return problems
-
-
-def suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return settings_file.load(path, known)
 
 
 def resolve(
