@@ -1,6 +1,6 @@
 """One memory budget for the whole process: the bytes that batches hold (being filled, waiting
-for a sender, in flight, acknowledged but not yet committed), shared fairly by the tenants
-reading at the time (``[run] memory_budget_mib``).
+for a sender, in flight; an acknowledged batch keeps no rows while it waits for its commit),
+shared fairly by the tenants reading at the time (``[run] memory_budget_mib``).
 
 Each tenant reading may hold an equal share, the budget over the tenants reading now: a tenant
 that Tinybird acknowledges slowly fills its own share and waits, and takes nothing from the
