@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from backfill.config.settings import Settings
 from backfill.sandbox import MultiTenantSandbox, Sandbox, SandboxConfig
 from backfill.sandbox.profiles import plan_profile
 from bench.measure import JobRun, note, run_job
@@ -38,7 +39,8 @@ TINYBIRD_ACK_MS = 1000.0
 MIN_LOGS = 100
 DEFAULT_TENANTS = 40
 TENANT_COUNTS = (10, DEFAULT_TENANTS, 200)  # the cost of each tenant added, as the work grows
-TENANTS_IN_FLIGHT = 50  # the job's default ([run] tenants_in_flight): the others wait their turn
+# The job's default ([run] tenants_in_flight): past it, the other tenants wait their turn.
+TENANTS_IN_FLIGHT = Settings().tenants_in_flight
 
 
 @dataclass(frozen=True)

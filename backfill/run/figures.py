@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from backfill.run.budget import TenantBudget
 from backfill.run.report import Counts
 
 
@@ -27,7 +28,7 @@ class TenantFigures:
     caught_up_through: datetime | None = None
     last_poll: float | None = None  # UNIX time the last poll ended
     state: Any = None  # the run's state (its caught_up_through, kept across runs)
-    budget: Any = None  # run.budget.TenantBudget: what its batches hold
+    budget: TenantBudget | None = None  # what its batches hold
 
     def rows(self) -> int:
         running = self.pipeline.counts.rows_sent if self.pipeline is not None else 0

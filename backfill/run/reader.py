@@ -250,7 +250,9 @@ class RangeReader:
         """After a page: send what the batch holds when a long stretch was filtered out or a
         slow plan fills batches slowly, so the checkpoint moves and a stop re-reads little.
         While the run has no checkpoint, a range's first page goes at once: the first
-        checkpoint comes an acknowledgement after the first page, not a batch's age later."""
+        checkpoint comes an acknowledgement after the first page, not a batch's age later.
+        And whenever nothing of the tenant is on its way (``idle``), what was read goes: Tinybird
+        would wait idle, and a small tenant's last append holds a page, not its whole run."""
         if self.builder.consumed and (
             self.builder.consumed >= self.options.limits.max_rows
             or self.clock() - self.builder.opened >= self.flush_after()
